@@ -1,0 +1,329 @@
+//! The command line: parse arguments, start logging, dispatch subcommands, choose exit codes.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, ConfigError, EMBEDDED_NAME, TokenSource};
+use crate::server::{HttpServer, serve_stdio};
+
+/// Exit code for an invalid configuration (EX_USAGE).
+pub const EXIT_CONFIG: u8 = 64;
+/// Exit code when the gateway cannot start (bind, data dir, tokens).
+pub const EXIT_START: u8 = 69;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "toolgate",
+    version,
+    about = "MCP tool-call gateway: idempotency, account binding, audit and error budgets"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax); RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway (on the embedded demo default when --config is not given).
+    Serve(ServeArgs),
+    /// Validate a config file and the SLO definitions it points to; exit 64 on errors.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the demo social-platform MCP server (stdio, or Streamable HTTP with --http).
+    DemoUpstream(DemoArgs),
+    /// Measure a read-only tools/call direct vs through toolgate (see BENCHMARKS.md).
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Gateway config file (YAML). Without it, the embedded demo default is used.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Serve one runner over stdin/stdout instead of HTTP (needs --tenant).
+    #[arg(long, requires = "tenant")]
+    stdio: bool,
+    /// Tenant of the stdio runner.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Override listen.mcp (port 0 picks a free port).
+    #[arg(long)]
+    mcp_addr: Option<SocketAddr>,
+    /// Override listen.admin.
+    #[arg(long)]
+    admin_addr: Option<SocketAddr>,
+    /// Override data_dir.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Serve Streamable HTTP at http://ADDR/mcp instead of stdio.
+    #[arg(long)]
+    http: Option<SocketAddr>,
+    /// Append one line per side-effect execution to this file (tests count executions).
+    #[arg(long, env = "TOOLGATE_DEMO_COUNT_FILE")]
+    count_file: Option<PathBuf>,
+    /// Add test-only tools (slow_echo, crash, stats, add_tool).
+    #[arg(long)]
+    test_tools: bool,
+    /// Delay every tools/call answer by this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
+    /// Server name reported to clients.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+/// Entry point of the `toolgate` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("toolgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> ExitCode {
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Check { config } => check(&config),
+        Command::DemoUpstream(args) => demo(args).await,
+        Command::Bench(args) => match crate::bench::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("toolgate bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Quiet rmcp's per-session chatter unless asked for; keep colour for terminals only (a
+    // child's stderr is a pipe that the gateway relays into its own log).
+    let filter = filter.add_directive("rmcp=warn".parse().expect("static directive"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn config_failed(e: &ConfigError) -> ExitCode {
+    eprintln!("toolgate: invalid configuration\n  {e}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let embedded = args.config.is_none();
+    let mut cfg = match &args.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => return config_failed(&e),
+        },
+        None => Config::embedded_default(),
+    };
+    if let Some(a) = args.mcp_addr {
+        cfg.listen_mcp = a;
+    }
+    if let Some(a) = args.admin_addr {
+        cfg.listen_admin = a;
+    }
+    if let Some(d) = args.data_dir {
+        cfg.data_dir = d;
+    }
+    if args.stdio {
+        let tenant = args.tenant.unwrap_or_default();
+        return match serve_stdio(cfg, &tenant).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("toolgate: {e}");
+                ExitCode::from(EXIT_START)
+            }
+        };
+    }
+    let mut env = HashMap::new();
+    let generated = if embedded {
+        demo_token(&cfg, &mut env)
+    } else {
+        None
+    };
+    let server = match HttpServer::start(cfg, &env).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("toolgate: cannot start: {e}");
+            return ExitCode::from(EXIT_START);
+        }
+    };
+    if embedded {
+        print_demo_banner(&server, generated.as_deref());
+    }
+    server.run_until(shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+/// The embedded default's token: from its env var, or generated once (returned for printing).
+fn demo_token(cfg: &Config, env: &mut HashMap<String, String>) -> Option<String> {
+    let TokenSource::Env(var) = &cfg.tenants.first()?.token else {
+        return None;
+    };
+    if std::env::var(var).is_ok_and(|v| !v.is_empty()) {
+        return None;
+    }
+    let token = format!("tg_{}", hex::encode(rand::random::<[u8; 24]>()));
+    env.insert(var.clone(), token.clone());
+    Some(token)
+}
+
+fn print_demo_banner(server: &HttpServer, generated: Option<&str>) {
+    let token = generated
+        .map(str::to_string)
+        .unwrap_or_else(|| "$TOOLGATE_DEMO_TOKEN".into());
+    println!(
+        "toolgate {} on the embedded default ({EMBEDDED_NAME}): tenant `demo`, account `demo-account`, upstream `demo`.",
+        env!("CARGO_PKG_VERSION")
+    );
+    if generated.is_some() {
+        println!(
+            "Generated demo token (shown once; set TOOLGATE_DEMO_TOKEN to choose your own):\n  {token}"
+        );
+    }
+    println!(
+        "MCP:   http://{mcp}/mcp\nAdmin: http://{admin}/readyz\nTry a read-only call:\n  curl -s http://{mcp}/mcp -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n    -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: demo__get_post' \\\n    -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"demo__get_post\",\"arguments\":{{\"post_id\":\"p1\"}},\"_meta\":{{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\",\"io.modelcontextprotocol/clientInfo\":{{\"name\":\"curl\",\"version\":\"1\"}},\"io.modelcontextprotocol/clientCapabilities\":{{}}}}}}}}'",
+        mcp = server.mcp_addr,
+        admin = server.admin_addr,
+    );
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => return config_failed(&e),
+    };
+    let slos = match &cfg.slo_definitions {
+        Some(p) => match crate::slo::load(p) {
+            Ok(s) => s.len(),
+            Err(e) => return config_failed(&e),
+        },
+        None => 0,
+    };
+    let mut warnings = Vec::new();
+    for var in cfg.missing_env() {
+        warnings.push(format!(
+            "environment variable {var} is not set here; `serve` needs it"
+        ));
+    }
+    for (i, a) in cfg.upstreams.iter().enumerate() {
+        for b in &cfg.upstreams[i + 1..] {
+            if a.prefix == b.prefix {
+                warnings.push(format!(
+                    "upstreams {} and {} share the prefix {:?}: a tool name both expose will be withheld",
+                    a.name, b.name, a.prefix
+                ));
+            }
+        }
+    }
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "ok: {} — {} tenants, {} upstreams, {} classified tools, {slos} SLOs",
+        path.display(),
+        cfg.tenants.len(),
+        cfg.upstreams.len(),
+        cfg.tools.len()
+    );
+    ExitCode::SUCCESS
+}
+
+async fn demo(args: DemoArgs) -> ExitCode {
+    let opts = crate::demo::DemoOptions {
+        name: args.name,
+        count_file: args.count_file,
+        test_tools: args.test_tools,
+        delay: Duration::from_millis(args.delay_ms),
+    };
+    let result = match args.http {
+        None => crate::demo::serve_stdio(opts).await,
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                let local = listener
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                tracing::info!(url = %format!("http://{local}/mcp"), "demo upstream listening");
+                let stop = tokio_util::sync::CancellationToken::new();
+                let trigger = stop.clone();
+                tokio::spawn(async move {
+                    shutdown_signal().await;
+                    trigger.cancel();
+                });
+                crate::demo::serve_http(opts, listener, stop).await
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("toolgate demo-upstream: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The gateway's YAML configuration: raw file shape → validated [`Config`], with file:line:column errors.
+//!
+//! Parsing happens in two steps so that every error can point at the YAML that caused it: serde
+//! (via serde-saphyr) rejects malformed values with their location, then [`validate`] checks
+//! cross-field rules (unique names, token sources, tool classification) against `Spanned` entries.
+
+mod raw;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+pub use raw::{Action, Lane, Stage};
+
+/// The configuration toolgate runs on when `serve` gets no `--config`: the demo upstream behind a
+/// single `demo` tenant. Kept as a real YAML file so it doubles as the smallest example.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../examples/default.yml");
+
+/// Name under which [`EMBEDDED_DEFAULT`] is reported in errors and logs.
+pub const EMBEDDED_NAME: &str = "<embedded default>";
+
+/// Default upper bound for a request body on the MCP listener.
+pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// A configuration error, located in its file.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}:{column}: {field}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: u64,
+    pub column: u64,
+    /// Dotted path of the offending field, e.g. `upstreams[1].timeout`.
+    pub field: String,
+    pub message: String,
+}
+
+/// A validated gateway configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from: a file path or [`EMBEDDED_NAME`].
+    pub source: String,
+    pub listen_mcp: SocketAddr,
+    pub listen_admin: SocketAddr,
+    pub data_dir: PathBuf,
+    pub slo_definitions: Option<PathBuf>,
+    pub admin_token_env: Option<String>,
+    pub max_body_bytes: usize,
+    pub tenants: Vec<Tenant>,
+    pub upstreams: Vec<Upstream>,
+    /// Tool classification keyed by exposed name.
+    pub tools: BTreeMap<String, ToolPolicy>,
+    pub capabilities: BTreeMap<String, Capability>,
+    pub safety: Safety,
+}
+
+/// A tenant: one client of the agency, identified by its bearer token.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: String,
+    pub token: TokenSource,
+    pub canary: bool,
+    pub accounts: Vec<Account>,
+}
+
+/// Where a tenant's bearer token comes from; plaintext never sits in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// Read from this environment variable at start-up.
+    Env(String),
+    /// SHA-256 of the token.
+    Sha256([u8; 32]),
+}
+
+/// A social account a tenant may act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub platform: Option<String>,
+}
+
+/// One upstream MCP tool server.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    pub transport: UpstreamTransport,
+    pub timeout: Duration,
+    pub required: bool,
+    /// Prepended to the upstream's tool names; `""` keeps them as they are.
+    pub prefix: String,
+}
+
+/// How toolgate reaches an upstream.
+#[derive(Debug, Clone)]
+pub enum UpstreamTransport {
+    /// A child process speaking MCP over stdio.
+    Command {
+        argv: Vec<String>,
+        env: BTreeMap<String, String>,
+        cwd: Option<PathBuf>,
+    },
+    /// A Streamable HTTP endpoint.
+    Http {
+        url: String,
+        token_env: Option<String>,
+        max_concurrent_requests: usize,
+    },
+}
+
+/// Classification of one exposed tool, used by the safety and budget gates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolPolicy {
+    pub side_effect: bool,
+    pub action: Action,
+    pub lane: Lane,
+    pub platform: Option<String>,
+    pub capability: Option<String>,
+    pub account_arg: String,
+    pub target_arg: Option<String>,
+    pub proof: ProofPointers,
+}
+
+/// JSON pointers into a result's `structuredContent` naming its proof references.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProofPointers {
+    pub post_id: Option<String>,
+    pub url: Option<String>,
+    pub screenshot: Option<String>,
+}
+
+/// A shippable side-effect capability and its release stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capability {
+    pub stage: Stage,
+    pub enabled: bool,
+}
+
+/// Switches of the safety gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Safety {
+    pub hard_stop_on_wrong_account: bool,
+    pub quarantine_tenant: bool,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Self {
+            hard_stop_on_wrong_account: true,
+            quarantine_tenant: true,
+        }
+    }
+}
+
+impl ToolPolicy {
+    /// The policy of a tool with no `tools:` entry: a side effect unless its upstream says
+    /// `readOnlyHint: true`. Failing closed means an unclassified tool gets every check.
+    pub fn unclassified(read_only_hint: bool) -> Self {
+        Self {
+            side_effect: !read_only_hint,
+            action: Action::Other,
+            lane: Lane::Api,
+            platform: None,
+            capability: None,
+            account_arg: "account_id".into(),
+            target_arg: None,
+            proof: ProofPointers::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads and validates a config file. Relative paths resolve against the file's folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            line: 0,
+            column: 0,
+            field: "(file)".into(),
+            message: format!("cannot read: {e}"),
+        })?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        Self::parse(&text, &path.display().to_string(), &base)
+    }
+
+    /// The embedded default, with paths relative to the working directory.
+    pub fn embedded_default() -> Self {
+        Self::parse(EMBEDDED_DEFAULT, EMBEDDED_NAME, Path::new("."))
+            .expect("the embedded default config is valid (checked by a unit test)")
+    }
+
+    /// Parses and validates YAML text; `file` names it in errors, `base` anchors relative paths.
+    pub fn parse(text: &str, file: &str, base: &Path) -> Result<Self, ConfigError> {
+        let raw: raw::RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            ConfigError {
+                file: file.into(),
+                line,
+                column,
+                field: "(yaml)".into(),
+                message: e.to_string().lines().next().unwrap_or_default().to_string(),
+            }
+        })?;
+        raw::validate(raw, file, base)
+    }
+
+    /// The tenant with this id.
+    pub fn tenant(&self, id: &str) -> Option<&Tenant> {
+        self.tenants.iter().find(|t| t.id == id)
+    }
+
+    /// Environment variables the config names that are not set (tokens it cannot resolve).
+    pub fn missing_env(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .tenants
+            .iter()
+            .filter_map(|t| match &t.token {
+                TokenSource::Env(n) => Some(n.clone()),
+                TokenSource::Sha256(_) => None,
+            })
+            .chain(self.upstreams.iter().filter_map(|u| match &u.transport {
+                UpstreamTransport::Http { token_env, .. } => token_env.clone(),
+                UpstreamTransport::Command { .. } => None,
+            }))
+            .filter(|n| std::env::var_os(n).is_none())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// SHA-256 of a bearer token, the only form in which toolgate keeps tokens.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Parses durations written as `500ms`, `30s`, `10m`, `1h`, `28d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("invalid duration {text:?} ({e}); write e.g. 500ms, 30s, 10m, 1h, 28d")
+    })?;
+    if d.is_zero() {
+        return Err("duration must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,132 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, "gw.yml", Path::new("/etc/toolgate"))
+}
+
+const MINIMAL: &str = "version: 1
+tenants:
+  - id: acme
+    token_env: TOK_ACME
+    accounts: [{id: acme-ig, platform: instagram}]
+upstreams:
+  - name: social
+    command: [docker, run, -i, --rm, mcp/social]
+";
+
+#[test]
+fn embedded_default_is_valid() {
+    let c = Config::embedded_default();
+    assert_eq!(c.tenants[0].id, "demo");
+    assert_eq!(c.upstreams[0].prefix, "demo__");
+    assert!(c.tools["demo__publish_post"].side_effect);
+    assert!(!c.tools["demo__get_post"].side_effect);
+    assert_eq!(c.listen_admin.port(), 8791);
+}
+
+#[test]
+fn defaults_and_relative_paths() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.listen_mcp.to_string(), "127.0.0.1:8790");
+    assert_eq!(c.data_dir, Path::new("/etc/toolgate/./toolgate-data"));
+    assert_eq!(
+        Config::embedded_default().data_dir,
+        Path::new("./toolgate-data")
+    );
+    assert_eq!(c.upstreams[0].timeout, Duration::from_secs(30));
+    assert!(c.upstreams[0].required);
+    assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY);
+    assert_eq!(c.tenants[0].token, TokenSource::Env("TOK_ACME".into()));
+    assert!(c.safety.hard_stop_on_wrong_account && c.safety.quarantine_tenant);
+}
+
+#[test]
+fn unknown_field_is_located() {
+    let e = parse(&format!("{MINIMAL}    timeuot: 5s\n")).unwrap_err();
+    assert_eq!(e.file, "gw.yml");
+    assert_eq!(e.line, 9, "{e}");
+    assert!(e.to_string().contains("timeuot"), "{e}");
+}
+
+#[test]
+fn bad_duration_is_located() {
+    let e = parse(&format!("{MINIMAL}    timeout: soon\n")).unwrap_err();
+    assert_eq!((e.line, e.column > 0), (9, true), "{e}");
+    assert!(e.message.contains("invalid duration"), "{e}");
+}
+
+#[test]
+fn cross_field_errors_name_the_field_and_entry() {
+    let e = parse(&format!(
+        "{MINIMAL}  - name: social\n    url: http://x/mcp\n"
+    ))
+    .unwrap_err();
+    assert_eq!(e.field, "upstreams[1].name");
+    assert_eq!(e.line, 9);
+    let e = parse(&MINIMAL.replace("token_env: TOK_ACME", "token_sha256: nothex")).unwrap_err();
+    assert_eq!(e.field, "tenants[0].token_sha256");
+    let e = parse(&MINIMAL.replace("    token_env: TOK_ACME\n", "")).unwrap_err();
+    assert!(e.message.contains("plaintext"), "{e}");
+    let e = parse(&MINIMAL.replace("name: social", "name: Social")).unwrap_err();
+    assert_eq!(e.field, "upstreams[0].name");
+}
+
+#[test]
+fn account_belongs_to_one_tenant() {
+    let text = format!("{MINIMAL}tenants:\n");
+    assert!(parse(&text).is_err(), "duplicate key");
+    let text = MINIMAL.replace(
+        "upstreams:",
+        "  - id: other\n    token_env: T2\n    accounts: [{id: acme-ig}]\nupstreams:",
+    );
+    let e = parse(&text).unwrap_err();
+    assert!(e.message.contains("already belongs"), "{e}");
+}
+
+#[test]
+fn tool_policy_parsing() {
+    let text = format!(
+        "{MINIMAL}tools:\n  social__publish_post: {{action: publish, lane: browser, proof: {{url: /url}}}}\n  social__x: {{proof: {{url: url}}}}\n"
+    );
+    let e = parse(&text).unwrap_err();
+    assert_eq!(e.field, "tools.social__x.proof.url");
+    let text =
+        format!("{MINIMAL}tools:\n  social__publish_post: {{action: publish, lane: browser}}\n");
+    let c = parse(&text).unwrap();
+    let p = &c.tools["social__publish_post"];
+    assert!(p.side_effect, "an entry without side_effect fails closed");
+    assert_eq!((p.action, p.lane), (Action::Publish, Lane::Browser));
+    assert_eq!(p.account_arg, "account_id");
+    let e = parse(&format!("{MINIMAL}tools:\n  t: {{action: shout}}\n")).unwrap_err();
+    assert_eq!(e.line, 11, "{e}");
+}
+
+#[test]
+fn prefix_and_http_upstream() {
+    let text = format!(
+        "{MINIMAL}  - name: web\n    url: http://127.0.0.1:9/mcp\n    prefix: \"\"\n    timeout: 500ms\n    required: false\n"
+    );
+    let c = parse(&text).unwrap();
+    let u = &c.upstreams[1];
+    assert_eq!(u.prefix, "");
+    assert_eq!(u.timeout, Duration::from_millis(500));
+    assert!(!u.required);
+    assert!(matches!(
+        u.transport,
+        UpstreamTransport::Http {
+            max_concurrent_requests: 64,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn durations() {
+    assert_eq!(
+        parse_duration("28d").unwrap(),
+        Duration::from_secs(28 * 86400)
+    );
+    assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+    assert!(parse_duration("0s").is_err());
+    assert!(parse_duration("fast").is_err());
+}

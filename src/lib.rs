@@ -1,0 +1,31 @@
+//! toolgate: an MCP tool-call gateway that makes side effects safe, durable and accountable.
+//!
+//! # Layout
+//!
+//! A `tools/call` travels down this list; nothing lower imports anything higher.
+//!
+//! - [`config`]: the gateway's YAML file, raw → validated, with file:line:column errors.
+//! - [`server`]: binds the MCP and admin listeners, builds the shared handles, shuts down.
+//! - [`transport`]: the rmcp `ServerHandler` edge: MCP requests in, JSON-RPC results out.
+//! - [`session`]: bearer token → [`call::Caller`]; nothing else.
+//! - [`upstream`]: tool servers (child processes or Streamable HTTP), supervision, catalog.
+//! - [`pipeline`]: the one function a tool call runs through.
+//! - [`admin`]: health and readiness.
+//! - [`call`], [`error`]: domain types and the one exhaustive error → JSON-RPC mapping.
+//! - [`demo`]: the demo social-platform MCP server behind the embedded default.
+//! - [`bench`]: the direct-vs-proxied benchmark.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod bench;
+pub mod call;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod pipeline;
+pub mod server;
+pub mod session;
+pub mod slo;
+pub mod transport;
+pub mod upstream;

@@ -1,0 +1,279 @@
+//! Binds the MCP and admin listeners, wires the shared handles, and shuts everything down in order.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::Service;
+
+use crate::admin::{self, AdminState, Body, error_response};
+use crate::call::Caller;
+use crate::config::Config;
+use crate::pipeline::Pipeline;
+use crate::session::{Authenticator, MissingToken};
+use crate::transport::{Gateway, Listeners};
+use crate::upstream::Upstreams;
+
+/// How long in-flight HTTP requests get to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Token(#[from] MissingToken),
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("unknown tenant {0:?} for --stdio (it is not in the config)")]
+    UnknownTenant(String),
+    #[error("stdio transport failed: {0}")]
+    Stdio(String),
+}
+
+/// The shared handles of a running gateway.
+pub struct Core {
+    pub cfg: Arc<Config>,
+    pub upstreams: Arc<Upstreams>,
+    pub pipeline: Arc<Pipeline>,
+    pub listeners: Arc<Listeners>,
+}
+
+impl Core {
+    /// Prepares the data dir and starts supervising upstreams.
+    pub fn start(cfg: Config) -> Result<Self, StartError> {
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|source| StartError::DataDir {
+            path: cfg.data_dir.display().to_string(),
+            source,
+        })?;
+        let cfg = Arc::new(cfg);
+        for t in cfg.tools.keys() {
+            if !cfg.upstreams.iter().any(|u| t.starts_with(&u.prefix)) {
+                tracing::warn!(tool = %t, "tools: entry matches no upstream's prefix; it will never apply");
+            }
+        }
+        let upstreams = Upstreams::start(&cfg.upstreams);
+        let pipeline = Arc::new(Pipeline::new(cfg.clone(), upstreams.clone()));
+        let listeners = Arc::new(Listeners::default());
+        // Relay catalog changes to downstream sessions for as long as the upstreams live.
+        let mut changes = upstreams.subscribe();
+        let relay = listeners.clone();
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                relay.notify_all().await;
+            }
+        });
+        Ok(Self {
+            cfg,
+            upstreams,
+            pipeline,
+            listeners,
+        })
+    }
+
+    fn gateway(&self, caller: Option<Caller>) -> Gateway {
+        Gateway::new(
+            self.pipeline.clone(),
+            self.upstreams.clone(),
+            self.listeners.clone(),
+            caller,
+        )
+    }
+}
+
+/// A gateway serving HTTP: its bound addresses and its stop switch.
+pub struct HttpServer {
+    pub mcp_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    core: Core,
+}
+
+impl HttpServer {
+    /// Binds both listeners and starts serving. `env` supplies tokens that are not in the
+    /// process environment (the embedded default's generated token).
+    pub async fn start(cfg: Config, env: &HashMap<String, String>) -> Result<Self, StartError> {
+        let auth = Authenticator::from_config(&cfg, env)?;
+        let (mcp_at, admin_at) = (cfg.listen_mcp, cfg.listen_admin);
+        let mcp = bind("mcp", mcp_at).await?;
+        let admin = bind("admin", admin_at).await?;
+        let core = Core::start(cfg)?;
+        let shutdown = CancellationToken::new();
+
+        let gateway = core.gateway(None);
+        let mcp_config = StreamableHttpServerConfig::default()
+            .with_max_request_body_bytes(core.cfg.max_body_bytes)
+            .with_cancellation_token(shutdown.child_token())
+            // A sidecar is addressed by container or service name; the bearer token, not the
+            // Host header, is what keeps other callers out.
+            .disable_allowed_hosts();
+        let mcp_service: StreamableHttpService<Gateway, LocalSessionManager> =
+            StreamableHttpService::new(move || Ok(gateway.clone()), Default::default(), mcp_config);
+        let auth = Arc::new(auth);
+        let mcp_handler = move |req: Request<Incoming>| {
+            let auth = auth.clone();
+            let mut svc = mcp_service.clone();
+            async move { Ok::<_, Infallible>(route_mcp(&auth, &mut svc, req).await) }
+        };
+        let admin_state = Arc::new(AdminState {
+            cfg: core.cfg.clone(),
+            upstreams: core.upstreams.clone(),
+        });
+        let admin_handler = move |req: Request<Incoming>| {
+            let state = admin_state.clone();
+            async move { Ok::<_, Infallible>(admin::route(state, req).await) }
+        };
+        let server = Self {
+            mcp_addr: mcp.local_addr().expect("bound socket has an address"),
+            admin_addr: admin.local_addr().expect("bound socket has an address"),
+            tasks: vec![
+                tokio::spawn(accept_loop("mcp", mcp, mcp_handler, shutdown.clone())),
+                tokio::spawn(accept_loop("admin", admin, admin_handler, shutdown.clone())),
+            ],
+            shutdown,
+            core,
+        };
+        tracing::info!(mcp = %server.mcp_addr, admin = %server.admin_addr, config = %server.core.cfg.source, data_dir = %server.core.cfg.data_dir.display(), "listening");
+        Ok(server)
+    }
+
+    /// Serves until `signal` resolves, then drains requests and stops upstreams.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+        signal.await;
+        tracing::info!("shutting down: draining requests, then stopping upstreams");
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.core.upstreams.shutdown().await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Serves one runner over stdin/stdout as tenant `tenant` until stdin closes.
+pub async fn serve_stdio(cfg: Config, tenant: &str) -> Result<(), StartError> {
+    if cfg.tenant(tenant).is_none() {
+        return Err(StartError::UnknownTenant(tenant.into()));
+    }
+    let core = Core::start(cfg)?;
+    let gateway = core.gateway(Some(Caller {
+        tenant: tenant.into(),
+    }));
+    let running = rmcp::ServiceExt::serve(gateway, rmcp::transport::stdio())
+        .await
+        .map_err(|e| StartError::Stdio(e.to_string()))?;
+    tracing::info!(%tenant, "serving one runner on stdio");
+    let _ = running.waiting().await;
+    core.upstreams.shutdown().await;
+    Ok(())
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+/// Authenticates, then hands `/mcp` to rmcp; everything else is a JSON 404.
+async fn route_mcp(
+    auth: &Authenticator,
+    svc: &mut StreamableHttpService<Gateway, LocalSessionManager>,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
+    if req.uri().path() != "/mcp" {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the MCP endpoint is /mcp",
+        );
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    match auth.authenticate(presented) {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            match svc.call(req).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            }
+        }
+        Err(e) => {
+            let mut resp = error_response(StatusCode::UNAUTHORIZED, e.code(), &e.to_string());
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
+            resp
+        }
+    }
+}
+
+/// Accepts connections until shutdown, then waits (bounded) for open ones to finish.
+async fn accept_loop<F, Fut>(
+    what: &'static str,
+    listener: TcpListener,
+    handler: F,
+    shutdown: CancellationToken,
+) where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    // EMFILE and friends are transient; back off instead of spinning.
+                    tracing::warn!(listener = what, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = builder.serve_connection_with_upgrades(
+            TokioIo::new(stream),
+            hyper::service::service_fn(handler.clone()),
+        );
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = what,
+            "connections still open after {DRAIN_TIMEOUT:?}; closing them"
+        );
+    }
+}
