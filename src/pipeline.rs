@@ -35,11 +35,13 @@ impl Pipeline {
         Self { cfg, upstreams }
     }
 
-    /// Runs one `tools/call` for `caller`. `ct` fires when the runner cancels the request.
+    /// Runs one `tools/call` for `caller`. `meta` is the request's `_meta` (rmcp lifts it out
+    /// of the params); `ct` fires when the runner cancels the request.
     pub async fn call_tool(
         &self,
         caller: &Caller,
         params: CallToolRequestParams,
+        meta: RequestMetaObject,
         ct: CancellationToken,
     ) -> Result<CallToolResponse, ErrorData> {
         let audit_id = Uuid::now_v7().to_string();
@@ -69,9 +71,9 @@ impl Pipeline {
 
         // 2. Forward with the upstream's own tool name, arguments and `_meta` unchanged.
         let mut forwarded = params;
-        forwarded.meta = forwarded.meta.map(hop_meta);
+        forwarded.meta = None;
         forwarded.name = entry.original.to_string().into();
-        match link.call(forwarded, &ct).await {
+        match link.call(forwarded, hop_meta(meta), &ct).await {
             Ok(mut response) => {
                 stamp(&mut response, &audit_id, &link.cfg.name);
                 tracing::debug!(tenant = %caller.tenant, %tool, %audit_id, upstream = %link.cfg.name, latency_us = started.elapsed().as_micros() as u64, "call ok");

@@ -132,7 +132,9 @@ impl ServerHandler for Gateway {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = self.caller(&ctx)?;
-        self.pipeline.call_tool(&caller, request, ctx.ct).await
+        self.pipeline
+            .call_tool(&caller, request, ctx.meta, ctx.ct)
+            .await
     }
 
     async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {

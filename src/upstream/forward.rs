@@ -2,7 +2,7 @@
 
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult,
-    CancelledNotificationParam, ClientRequest, ServerResult,
+    CancelledNotificationParam, ClientRequest, RequestMetaObject, ServerResult,
 };
 use rmcp::service::{PeerRequestOptions, ServiceError};
 use tokio_util::sync::CancellationToken;
@@ -18,6 +18,7 @@ impl Link {
     pub async fn call(
         &self,
         params: CallToolRequestParams,
+        meta: RequestMetaObject,
         ct: &CancellationToken,
     ) -> Result<CallToolResponse, GatewayError> {
         let fail = |fault: UpstreamFault, detail: String| GatewayError::Upstream {
@@ -36,7 +37,10 @@ impl Link {
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
         let timeout = self.cfg.timeout;
         let handle = peer
-            .send_cancellable_request(request, PeerRequestOptions::with_timeout(timeout))
+            .send_cancellable_request(
+                request,
+                PeerRequestOptions::with_timeout(timeout).with_meta(meta),
+            )
             .await
             .map_err(|e| fail(UpstreamFault::NotConnected, format!("not connected: {e}")))?;
         let id = handle.id.clone();
