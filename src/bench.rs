@@ -1,10 +1,281 @@
 //! `toolgate bench`: a read-only tools/call measured direct and through toolgate, interleaved.
+//!
+//! The bench starts a demo upstream (Streamable HTTP) and a gateway in front of it as child
+//! processes of this binary, then alternates short phases of direct and proxied calls at each
+//! concurrency, so both see the same machine state. Gateway CPU and memory come from /proc.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rmcp::{
+    RoleClient, ServiceExt,
+    model::CallToolRequestParams,
+    service::RunningService,
+    transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+use serde_json::{Value, json};
 
 /// Arguments of `toolgate bench`.
 #[derive(Debug, clap::Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Concurrency levels (in-flight calls) to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    pub concurrency: Vec<usize>,
+    /// Direct/proxied phase pairs per concurrency level.
+    #[arg(long, default_value_t = 6)]
+    pub rounds: usize,
+    /// Length of one phase, in milliseconds.
+    #[arg(long, default_value_t = 1500)]
+    pub phase_ms: u64,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
 
-/// Runs the benchmark.
-pub async fn run(_args: BenchArgs) -> Result<(), String> {
-    Err("not implemented yet".into())
+const TOKEN: &str = "bench-token";
+
+type Client = RunningService<RoleClient, ()>;
+
+/// Latencies (µs) and elapsed time of one target at one concurrency.
+#[derive(Default)]
+struct Series {
+    lat_us: Vec<u32>,
+    busy: Duration,
+    errors: u64,
+}
+
+impl Series {
+    fn pct(&mut self, p: f64) -> u32 {
+        if self.lat_us.is_empty() {
+            return 0;
+        }
+        self.lat_us.sort_unstable();
+        let i = ((self.lat_us.len() as f64 - 1.0) * p).round() as usize;
+        self.lat_us[i]
+    }
+    fn rate(&self) -> f64 {
+        self.lat_us.len() as f64 / self.busy.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Kills a child process when the bench ends, however it ends.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> Result<SocketAddr, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    l.local_addr().map_err(|e| e.to_string())
+}
+
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> Result<Reaped, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["--log-level", "warn"]).args(args).stdin(Stdio::null()).stdout(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().map(Reaped).map_err(|e| format!("cannot spawn {args:?}: {e}"))
+}
+
+/// CPU time (user + system) of a process, from /proc/PID/stat, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Resident set size (`VmRSS`) or peak (`VmHWM`) of a process in MiB.
+fn memory_mib(pid: u32, key: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+async fn wait_ready(admin: SocketAddr) -> Result<(), String> {
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(r) = http.get(format!("http://{admin}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err("gateway did not become ready within 15 s".into())
+}
+
+async fn connect(url: &str, token: Option<&str>) -> Result<Client, String> {
+    let mut cfg = StreamableHttpClientTransportConfig::with_uri(url);
+    if let Some(t) = token {
+        cfg = cfg.auth_header(t.to_string());
+    }
+    for _ in 0..100 {
+        // Pooled connections for both paths, as a long-lived runner would hold them.
+        let http = reqwest::Client::builder().tcp_nodelay(true).build().map_err(|e| e.to_string())?;
+        match ().serve(StreamableHttpClientTransport::with_client(http, cfg.clone())).await {
+            Ok(c) => return Ok(c),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    Err(format!("cannot connect to {url}"))
+}
+
+/// Runs `clients.len()` workers for `phase`, each calling `tool` back to back.
+async fn phase(clients: &[Client], tool: &'static str, phase: Duration, into: &mut Series) {
+    let started = Instant::now();
+    let deadline = started + phase;
+    let workers: Vec<_> = clients
+        .iter()
+        .enumerate()
+        .map(|(w, c)| {
+            let peer = c.peer().clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(4096);
+                let mut errors = 0u64;
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let args = json!({"post_id": format!("bench-{w}-{n}")});
+                    let p = CallToolRequestParams::new(tool).with_arguments(args.as_object().cloned().unwrap_or_default());
+                    let t = Instant::now();
+                    match peer.call_tool(p).await {
+                        Ok(r) if r.is_error != Some(true) => lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32),
+                        _ => errors += 1,
+                    }
+                    n += 1;
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    for w in workers {
+        if let Ok((lat, errors)) = w.await {
+            into.lat_us.extend(lat);
+            into.errors += errors;
+        }
+    }
+    into.busy += started.elapsed();
+}
+
+/// Runs the benchmark and prints a Markdown table (and JSON with `--json`).
+pub async fn run(args: BenchArgs) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("toolgate-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let up_addr = free_port()?;
+    let upstream = spawn(&["demo-upstream", "--http", &up_addr.to_string()], &[])?;
+    let up_url = format!("http://{up_addr}/mcp");
+    let (mcp, admin) = (free_port()?, free_port()?);
+    let cfg_path = write_config(&dir, &up_url)?;
+    let gateway = spawn(
+        &["serve", "--config", cfg_path.to_str().unwrap_or_default(), "--mcp-addr", &mcp.to_string(), "--admin-addr", &admin.to_string()],
+        &[("TOOLGATE_BENCH_TOKEN", TOKEN)],
+    )?;
+    wait_ready(admin).await?;
+    let gw_pid = gateway.0.id();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = memory_mib(gw_pid, "VmRSS:");
+    let gw_url = format!("http://{mcp}/mcp");
+
+    let mut rows = Vec::new();
+    for &conc in &args.concurrency {
+        let direct: Vec<Client> = futures::future::try_join_all((0..conc).map(|_| connect(&up_url, None))).await?;
+        let proxied: Vec<Client> = futures::future::try_join_all((0..conc).map(|_| connect(&gw_url, Some(TOKEN)))).await?;
+        let (mut d, mut p) = (Series::default(), Series::default());
+        // Warm-up of both paths (connections, allocator, caches), not recorded.
+        phase(&direct, "get_post", Duration::from_millis(300), &mut Series::default()).await;
+        phase(&proxied, "up__get_post", Duration::from_millis(300), &mut Series::default()).await;
+        let mut gw_cpu = 0.0;
+        let phase_len = Duration::from_millis(args.phase_ms);
+        for _ in 0..args.rounds {
+            phase(&direct, "get_post", phase_len, &mut d).await;
+            let cpu0 = cpu_seconds(gw_pid);
+            phase(&proxied, "up__get_post", phase_len, &mut p).await;
+            gw_cpu += cpu_seconds(gw_pid) - cpu0;
+        }
+        let load_rss = memory_mib(gw_pid, "VmHWM:");
+        let row = json!({
+            "concurrency": conc,
+            "direct": {"calls": d.lat_us.len(), "errors": d.errors, "p50_us": d.pct(0.5), "p99_us": d.pct(0.99), "calls_per_s": d.rate().round()},
+            "proxied": {"calls": p.lat_us.len(), "errors": p.errors, "p50_us": p.pct(0.5), "p99_us": p.pct(0.99), "calls_per_s": p.rate().round()},
+            "added_p50_us": p.pct(0.5) as i64 - d.pct(0.5) as i64,
+            "added_p99_us": p.pct(0.99) as i64 - d.pct(0.99) as i64,
+            "throughput_ratio": (p.rate() / d.rate().max(1e-9) * 1000.0).round() / 1000.0,
+            "gateway_cpu_us_per_call": (gw_cpu * 1e6 / (p.lat_us.len().max(1) as f64)).round(),
+            "gateway_peak_rss_mib": (load_rss * 10.0).round() / 10.0,
+        });
+        for c in direct.into_iter().chain(proxied) {
+            let _ = c.cancel().await;
+        }
+        rows.push(row);
+    }
+    let report = json!({
+        "toolgate": env!("CARGO_PKG_VERSION"),
+        "rounds": args.rounds,
+        "phase_ms": args.phase_ms,
+        "gateway_idle_rss_mib": (idle_rss * 10.0).round() / 10.0,
+        "results": rows,
+    });
+    print_table(&report);
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap_or_default()).map_err(|e| e.to_string())?;
+    }
+    drop((gateway, upstream));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn write_config(dir: &Path, up_url: &str) -> Result<PathBuf, String> {
+    let path = dir.join("bench.yml");
+    let text = format!(
+        "version: 1\ndata_dir: {}\ntenants:\n  - id: bench\n    token_env: TOOLGATE_BENCH_TOKEN\n    accounts: [{{id: bench-1}}]\nupstreams:\n  - name: up\n    url: {up_url}\n    max_concurrent_requests: 64\ntools:\n  up__get_post: {{side_effect: false}}\n",
+        dir.join("data").display()
+    );
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+fn print_table(r: &Value) {
+    println!("gateway idle RSS: {} MiB", r["gateway_idle_rss_mib"]);
+    println!("| conc | direct p50 µs | proxied p50 µs | added p50 | direct p99 µs | proxied p99 µs | added p99 | direct calls/s | proxied calls/s | ratio | gw CPU µs/call | gw peak RSS MiB | errors |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in r["results"].as_array().into_iter().flatten() {
+        let (d, p) = (&row["direct"], &row["proxied"]);
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row["concurrency"], d["p50_us"], p["p50_us"], row["added_p50_us"], d["p99_us"], p["p99_us"], row["added_p99_us"],
+            d["calls_per_s"], p["calls_per_s"], row["throughput_ratio"], row["gateway_cpu_us_per_call"], row["gateway_peak_rss_mib"],
+            d["errors"].as_u64().unwrap_or(0) + p["errors"].as_u64().unwrap_or(0),
+        );
+    }
 }

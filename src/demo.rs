@@ -1,34 +1,27 @@
 //! The demo social-platform MCP server behind `toolgate demo-upstream` and the embedded default.
 //!
-//! Everything is deterministic on purpose: a side effect's id is derived from its arguments, so
-//! tests and benchmarks can predict results, and the optional count file lets them count real
-//! executions across restarts.
+//! Deterministic on purpose: a side effect's id derives from its arguments, so tests and
+//! benchmarks can predict results, and the optional count file counts real executions.
 
-use std::{
-    collections::HashMap,
-    convert::Infallible,
-    io,
-    sync::{Arc, Mutex, MutexGuard, PoisonError, atomic::AtomicU64, atomic::Ordering},
-    time::Duration,
-};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::{convert::Infallible, io, time::Duration};
 
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::{conn::auto, graceful::GracefulShutdown};
-use rmcp::{
-    ErrorData as McpError, RoleServer, ServerHandler, ServiceExt,
-    model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        JsonObject, ListToolsResult, MetaObject, PaginatedRequestParams, ServerCapabilities,
-        ServerConfig, SubscriptionFilter, Tool, ToolAnnotations, object,
-    },
-    service::{RequestContext, SubscriptionContext},
-    transport::streamable_http_server::session::local::LocalSessionManager,
-    transport::{StreamableHttpServerConfig, StreamableHttpService},
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    JsonObject, ListToolsResult, MetaObject, PaginatedRequestParams, ServerCapabilities,
+    ServerConfig, Tool, ToolAnnotations, object,
 };
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt, service::RequestContext};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::{net::TcpListener, sync::watch};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Default)]
@@ -45,13 +38,15 @@ pub struct DemoOptions {
 
 /// Serves one client on stdin/stdout until EOF; logs (via `tracing`) must go to stderr.
 pub async fn serve_stdio(opts: DemoOptions) -> io::Result<()> {
-    // With pipes (how the gateway spawns us) this stays on the reactor instead of paying a
-    // blocking-pool hand-off per message; it falls back to plain stdio otherwise.
+    // With pipes (how the gateway spawns us) I/O stays on the reactor instead of paying a
+    // blocking-pool hand-off per message; other stdio kinds fall back to the blocking handles.
     let transport = rmcp::transport::stdio_pipes();
-    let running = Demo::new(opts)
-        .serve(transport)
-        .await
-        .map_err(io::Error::other)?;
+    let running = match Demo::new(opts).serve(transport).await {
+        Ok(running) => running,
+        // EOF before a client ever spoke is still "served until EOF", not a failure.
+        Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => return Ok(()),
+        Err(error) => return Err(io::Error::other(error)),
+    };
     running.waiting().await.map_err(io::Error::other)?;
     Ok(())
 }
@@ -112,48 +107,52 @@ pub async fn serve_http(
     Ok(())
 }
 
-/// One argument: (name, JSON type, required, description). Schema and validation derive from it.
-struct Param(&'static str, &'static str, bool, &'static str);
+/// One argument: (name, type, required, description). Schema and validation derive from it.
+struct Param(&'static str, Type, bool, &'static str);
+/// A JSON Schema type name and the check that enforces it.
+type Type = (&'static str, fn(&Value) -> bool);
+const STR: Type = ("string", Value::is_string);
+const INT: Type = ("integer", Value::is_i64);
 
 #[derive(Clone, Copy)]
 enum Kind {
-    /// Side effect: (kind used as id prefix and URL segment, idempotentHint).
+    /// Side effect: (kind, the id prefix and URL segment; idempotentHint).
     Effect(&'static str, bool),
     ReadOnly,
     /// Neither read-only nor a platform side effect (process / tool-list control).
     Control,
 }
 
+/// (name, description, arguments, kind).
 struct Spec(&'static str, &'static str, &'static [Param], Kind);
 
-const ACCOUNT: Param = Param("account_id", "string", true, "Account to act as.");
+const ACCOUNT: Param = Param("account_id", STR, true, "Account to act as.");
 const TEXT: Param = Param(
     "text",
-    "string",
+    STR,
     true,
-    "Text; a REJECT: or RETRY: prefix simulates a platform rejection.",
+    "Text; REJECT:/RETRY: prefixes simulate a rejection.",
 );
 #[rustfmt::skip]
 const SPECS: &[Spec] = &[
-    Spec("publish_post", "Publish a post on the account's timeline.", &[ACCOUNT, TEXT, Param("media_url", "string", false, "Optional media URL.")], Kind::Effect("post", false)),
-    Spec("send_dm", "Send a direct message.", &[ACCOUNT, Param("to", "string", true, "Recipient handle."), TEXT], Kind::Effect("dm", false)),
-    Spec("reply_comment", "Reply to a comment.", &[ACCOUNT, Param("comment_id", "string", true, "Comment to reply to."), TEXT], Kind::Effect("reply", false)),
-    Spec("like_post", "Like a post.", &[ACCOUNT, Param("post_id", "string", true, "Post to like.")], Kind::Effect("like", true)),
-    Spec("get_post", "Fetch a post by id (synthetic if this server never published it).", &[Param("post_id", "string", true, "Post id.")], Kind::ReadOnly),
+    Spec("publish_post", "Publish a post on the account's timeline.", &[ACCOUNT, TEXT, Param("media_url", STR, false, "Optional media URL.")], Kind::Effect("post", false)),
+    Spec("send_dm", "Send a direct message.", &[ACCOUNT, Param("to", STR, true, "Recipient handle."), TEXT], Kind::Effect("dm", false)),
+    Spec("reply_comment", "Reply to a comment.", &[ACCOUNT, Param("comment_id", STR, true, "Comment to reply to."), TEXT], Kind::Effect("reply", false)),
+    Spec("like_post", "Like a post.", &[ACCOUNT, Param("post_id", STR, true, "Post to like.")], Kind::Effect("like", true)),
+    Spec("get_post", "Fetch a post by id (synthetic if this server never published it).", &[Param("post_id", STR, true, "Post id.")], Kind::ReadOnly),
 ];
 /// Listed only with `DemoOptions::test_tools`.
 #[rustfmt::skip]
 const TEST_SPECS: &[Spec] = &[
-    Spec("slow_echo", "Sleep `ms` milliseconds, then echo `text`; honours cancellation.", &[Param("text", "string", true, "Text to echo."), Param("ms", "integer", true, "Delay in milliseconds.")], Kind::ReadOnly),
-    Spec("crash", "Exit the whole server process without answering.", &[Param("code", "integer", false, "Exit code (default 3).")], Kind::Control),
+    Spec("slow_echo", "Sleep `ms` milliseconds, then echo `text`; honours cancellation.", &[Param("text", STR, true, "Text to echo."), Param("ms", INT, true, "Delay in milliseconds.")], Kind::ReadOnly),
+    Spec("crash", "Exit the whole server process without answering.", &[Param("code", INT, false, "Exit code (default 3).")], Kind::Control),
     Spec("stats", "In-process side-effect execution count and pid.", &[], Kind::ReadOnly),
-    Spec("add_tool", "Add a read-only tool, then notify tools/list_changed.", &[Param("name", "string", true, "New tool's name.")], Kind::Control),
+    Spec("add_tool", "Add a read-only tool, then notify tools/list_changed.", &[Param("name", STR, true, "New tool's name.")], Kind::Control),
 ];
 
 fn input_schema(params: &[Param]) -> JsonObject {
-    let props: JsonObject = (params.iter())
-        .map(|p| (p.0.into(), json!({"type": p.1, "description": p.3})))
-        .collect();
+    let prop = |p: &Param| (p.0.into(), json!({"type": p.1.0, "description": p.3}));
+    let props: JsonObject = params.iter().map(prop).collect();
     let required: Vec<_> = params.iter().filter(|p| p.2).map(|p| p.0).collect();
     let schema = json!({"type": "object", "properties": props, "required": required});
     let mut schema = object(schema);
@@ -172,37 +171,27 @@ fn build_tool(Spec(name, doc, params, kind): &Spec) -> Tool {
             let required = ["id", "url", "account_id", "proof"];
             let out = json!({"type": "object", "properties": props, "required": required});
             let hints = hints.read_only(false).destructive(false).open_world(true);
-            (tool.with_raw_output_schema(Arc::new(object(out))))
-                .annotate(hints.idempotent(idempotent))
+            let tool = tool.with_raw_output_schema(Arc::new(object(out)));
+            tool.annotate(hints.idempotent(idempotent))
         }
         Kind::ReadOnly => tool.annotate(hints.read_only(true)),
         Kind::Control => tool,
     }
 }
 
-/// Validates against the table the schema came from; the error is meant for the caller to read.
+/// Validates against the table the schema came from; the message is for the caller to read.
 fn check_args(Spec(tool, _, params, _): &Spec, args: &JsonObject) -> Result<(), String> {
-    for Param(name, ty, required, _) in *params {
-        let ok = |v: &Value| {
-            if *ty == "string" {
-                v.is_string()
-            } else {
-                v.is_i64() || v.is_u64()
-            }
-        };
+    for Param(name, (ty, fits), required, _) in *params {
         match args.get(*name) {
             None if *required => return Err(format!("missing required argument `{name}` ({ty})")),
-            Some(v) if !ok(v) => return Err(format!("argument `{name}` must be {ty}, got {v}")),
+            Some(v) if !fits(v) => return Err(format!("argument `{name}` must be {ty}, got {v}")),
             _ => {}
         }
     }
-    match args
-        .keys()
-        .find(|k| !params.iter().any(|p| p.0 == k.as_str()))
-    {
-        Some(extra) => Err(format!("unknown argument `{extra}` for {tool}")),
-        None => Ok(()),
-    }
+    let unknown = args.keys().find(|k| !params.iter().any(|p| p.0 == *k));
+    unknown.map_or(Ok(()), |k| {
+        Err(format!("unknown argument `{k}` for {tool}"))
+    })
 }
 
 /// Object keys sorted recursively. serde_json sorts today, but sorting explicitly keeps ids
@@ -243,6 +232,11 @@ fn idempotency_key(meta: &JsonObject) -> Value {
     found.map_or(Value::Null, |(_, v)| v.clone())
 }
 
+/// Arguments were validated against the schema first, so absent means optional and absent.
+fn str_arg<'a>(args: &'a JsonObject, key: &str) -> &'a str {
+    args.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
 /// A poisoned lock only means another call panicked mid-update; the maps stay usable.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -251,12 +245,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Shared {
     opts: DemoOptions,
     info: ServerConfig,
+    specs: Vec<&'static Spec>,
     tools: Vec<Tool>,
     dynamic: Mutex<Vec<Tool>>,
     posts: Mutex<HashMap<String, Value>>,
     executions: AtomicU64,
-    /// Bumped by `add_tool`; `subscriptions/listen` (2026-07-28 clients) forwards each change.
-    tools_changed: watch::Sender<u64>,
 }
 
 /// rmcp's HTTP service builds one handler per session, so all state is process-wide.
@@ -274,36 +267,30 @@ impl Demo {
                  starting with REJECT: or RETRY: simulates a platform rejection.",
             );
         let test_specs = if opts.test_tools { TEST_SPECS } else { &[] };
-        let tools = SPECS.iter().chain(test_specs).map(build_tool).collect();
+        let specs: Vec<_> = SPECS.iter().chain(test_specs).collect();
+        let tools = specs.iter().copied().map(build_tool).collect();
+        let (dynamic, posts) = (Mutex::default(), Mutex::default());
+        let executions = AtomicU64::new(0);
         Demo(Arc::new(Shared {
             opts,
             info,
+            specs,
             tools,
-            dynamic: Mutex::default(),
-            posts: Mutex::default(),
-            executions: AtomicU64::new(0),
-            tools_changed: watch::Sender::new(0),
+            dynamic,
+            posts,
+            executions,
         }))
-    }
-
-    fn spec(&self, name: &str) -> Option<&'static Spec> {
-        let test_specs = if self.0.opts.test_tools {
-            TEST_SPECS
-        } else {
-            &[]
-        };
-        SPECS.iter().chain(test_specs).find(|s| s.0 == name)
     }
 
     async fn run(
         &self,
-        spec: &'static Spec,
+        spec: &Spec,
         args: &JsonObject,
         meta: &JsonObject,
         ctx: &RequestContext<RoleServer>,
     ) -> CallToolResult {
         let shared = &self.0;
-        let arg = |key: &str| args.get(key).and_then(Value::as_str).unwrap_or_default();
+        let arg = |key| str_arg(args, key);
         let int = |key: &str| args.get(key).and_then(Value::as_i64);
         if let Kind::Effect(kind, _) = spec.3 {
             return self.effect(spec.0, kind, args, meta).await;
@@ -315,16 +302,14 @@ impl Demo {
                 CallToolResult::structured(stored.unwrap_or_else(|| {
                     let url = format!("https://demo.social/demo/post/{id}");
                     let text = format!("Synthetic post {id}");
-                    json!({"id": id, "url": url, "account_id": "demo", "text": text,
-                           "media_url": null, "synthetic": true})
+                    json!({"id": id, "url": url, "account_id": "demo", "text": text, "synthetic": true})
                 }))
             }
             "slow_echo" => {
                 let ms = u64::try_from(int("ms").unwrap_or(0)).unwrap_or(0);
+                let sleep = tokio::time::sleep(Duration::from_millis(ms));
                 tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(ms)) => {
-                        CallToolResult::success(vec![ContentBlock::text(arg("text"))])
-                    }
+                    () = sleep => CallToolResult::success(vec![ContentBlock::text(arg("text"))]),
                     () = ctx.ct.cancelled() => failure("cancelled", "request cancelled", true),
                 }
             }
@@ -335,38 +320,31 @@ impl Demo {
             }
             "stats" => {
                 let executions = shared.executions.load(Ordering::Relaxed);
-                CallToolResult::structured(
-                    json!({"executions": executions, "pid": std::process::id()}),
-                )
+                let pid = std::process::id();
+                CallToolResult::structured(json!({"executions": executions, "pid": pid}))
             }
             "add_tool" => {
                 let name = arg("name");
                 let charset = |c: char| c.is_ascii_alphanumeric() || "_-.".contains(c);
                 let clash = SPECS.iter().chain(TEST_SPECS).any(|s| s.0 == name);
                 if clash || name.is_empty() || name.len() > 64 || !name.chars().all(charset) {
-                    return failure(
-                        "invalid_arguments",
-                        &format!("cannot add tool `{name}`"),
-                        false,
-                    );
+                    let reason = format!("cannot add tool `{name}`");
+                    return failure("invalid_arguments", &reason, false);
                 }
+                let tool = Tool::new(name.to_owned(), "Added by add_tool.", input_schema(&[]));
+                // Scoped: the guard must be gone before the await below.
                 {
                     let mut dynamic = lock(&shared.dynamic);
                     if !dynamic.iter().any(|t| t.name == name) {
-                        let tool =
-                            Tool::new(name.to_owned(), "Added by add_tool.", input_schema(&[]));
                         dynamic.push(tool.annotate(ToolAnnotations::new().read_only(true)));
                     }
                 }
-                shared
-                    .tools_changed
-                    .send_modify(|generation| *generation += 1);
                 if let Err(error) = ctx.peer.notify_tool_list_changed().await {
                     tracing::debug!(%error, "demo upstream: tools/list_changed not delivered");
                 }
                 CallToolResult::structured(json!({"added": name}))
             }
-            other => unreachable!("{other} is in TEST_SPECS but has no implementation"),
+            other => unreachable!("{other} is listed in TEST_SPECS but not implemented"),
         }
     }
 
@@ -377,34 +355,30 @@ impl Demo {
         args: &JsonObject,
         meta: &JsonObject,
     ) -> CallToolResult {
-        let text = args.get("text").and_then(Value::as_str).unwrap_or_default();
+        let text = str_arg(args, "text");
         for (prefix, retryable) in [("REJECT:", false), ("RETRY:", true)] {
             if let Some(reason) = text.strip_prefix(prefix) {
                 return failure("rejected", reason.trim(), retryable);
             }
         }
-        let account = args
-            .get("account_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let account = str_arg(args, "account_id");
         let id = effect_id(kind, tool, args);
         let url = format!("https://demo.social/{account}/{kind}/{id}");
         let proof = json!({"screenshot_url": format!("https://demo.social/proof/{id}.png")});
         let out = json!({"id": id, "url": url, "account_id": account, "proof": proof});
         let post = (tool == "publish_post").then(|| {
             let media_url = args.get("media_url");
-            json!({"id": id, "url": url, "account_id": account, "text": text,
-                   "media_url": media_url, "synthetic": false})
+            json!({"id": id, "url": url, "account_id": account, "text": text, "media_url": media_url})
         });
-        let line = json!({"tool": tool, "account_id": account,
-                          "idempotency_key": idempotency_key(meta), "pid": std::process::id()});
+        let key = idempotency_key(meta);
+        let line = json!({"tool": tool, "account_id": account, "idempotency_key": key, "pid": std::process::id()});
         let shared = self.0.clone();
-        // Count-file line, then in-memory state, with no await in between, so an execution is
-        // all-or-nothing; on a spawned task a caller cancelling mid-fsync cannot split it either.
+        // Count-file line, then in-memory state, with no await in between: an execution is
+        // all-or-nothing, and on a spawned task a caller cancelling mid-fsync cannot split it.
         let execute = move || -> io::Result<()> {
             if let Some(path) = &shared.opts.count_file {
                 use std::io::Write;
-                let mut file = std::fs::OpenOptions::new()
+                let mut file = std::fs::File::options()
                     .create(true)
                     .append(true)
                     .open(path)?;
@@ -426,12 +400,8 @@ impl Demo {
         };
         match done {
             Ok(()) => CallToolResult::structured(out),
-            // Nothing was executed, so the caller may safely retry.
-            Err(e) => failure(
-                "internal",
-                &format!("recording the execution failed: {e}"),
-                true,
-            ),
+            // Nothing was recorded as executed, so the caller may safely retry.
+            Err(e) => failure("internal", &format!("recording the execution: {e}"), true),
         }
     }
 }
@@ -467,16 +437,19 @@ impl ServerHandler for Demo {
         let mut meta = request.meta.map(|m| m.0.0).unwrap_or_default();
         meta.extend(ctx.meta.0.0.iter().map(|(k, v)| (k.clone(), v.clone())));
         let args = request.arguments.unwrap_or_default();
-        let mut result = if let Some(spec) = self.spec(&request.name) {
+        let name = request.name.as_ref();
+        let mut result = if let Some(spec) = self.0.specs.iter().find(|s| s.0 == name) {
             match check_args(spec, &args) {
                 Ok(()) => self.run(spec, &args, &meta, &ctx).await,
                 Err(message) => failure("invalid_arguments", &message, false),
             }
-        } else if lock(&self.0.dynamic).iter().any(|t| t.name == request.name) {
-            CallToolResult::structured(json!({"added": request.name}))
+        } else if lock(&self.0.dynamic).iter().any(|t| t.name == name) {
+            CallToolResult::structured(json!({"added": name}))
         } else {
-            let message = format!("unknown tool: {}", request.name);
-            return Err(McpError::invalid_params(message, None));
+            return Err(McpError::invalid_params(
+                format!("unknown tool: {name}"),
+                None,
+            ));
         };
         // Lets tests see what actually reached the upstream, minus protocol plumbing.
         let plumbing = |k: &str| k.starts_with("io.modelcontextprotocol/") || k == "progressToken";
@@ -484,179 +457,122 @@ impl ServerHandler for Demo {
         result.meta = Some(MetaObject(object(json!({"demo/seen_meta": seen}))));
         Ok(result.into())
     }
-
-    fn accepted_subscription_filter(
-        &self,
-        requested: &SubscriptionFilter,
-    ) -> Option<SubscriptionFilter> {
-        Some(requested.supported_by(&self.0.info.capabilities))
-    }
-
-    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
-        let mut changes = self.0.tools_changed.subscribe();
-        let wanted = context.accepted().tools_list_changed == Some(true);
-        loop {
-            tokio::select! {
-                () = context.cancelled() => return Ok(()),
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        return Ok(());
-                    }
-                    if wanted {
-                        let _ = context.sink().notify_tool_list_changed().await;
-                    }
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use rmcp::{
-        ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceExt,
-        model::{ClientConfig, ProtocolVersion, RequestMetaObject},
-        service::NotificationContext,
-        transport::StreamableHttpClientTransport,
-    };
-    use tokio::sync::Notify;
+    use rmcp::model::{ClientConfig, ProtocolVersion};
+    use rmcp::transport::StreamableHttpClientTransport as Http;
+    use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, Peer, RoleClient};
+    use tokio::{sync::Notify, task::JoinHandle, time::timeout};
 
     use super::*;
 
-    /// Starts `serve_http` on an ephemeral port; returns the MCP URL and its shutdown token.
-    async fn start(opts: DemoOptions) -> (String, CancellationToken) {
+    type Server = JoinHandle<io::Result<()>>;
+    const V_2026: ProtocolVersion = ProtocolVersion::V_2026_07_28;
+    const TWO_SECONDS: Duration = Duration::from_secs(2);
+
+    /// `serve_http` on an ephemeral port, addressed as `localhost` to exercise the Host check.
+    async fn start(opts: DemoOptions) -> (Http<reqwest::Client>, CancellationToken, Server) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
         let shutdown = CancellationToken::new();
-        tokio::spawn(serve_http(opts, listener, shutdown.clone()));
-        (url, shutdown)
+        let server = tokio::spawn(serve_http(opts, listener, shutdown.clone()));
+        let transport = Http::from_uri(format!("http://localhost:{port}/mcp"));
+        (transport, shutdown, server)
     }
 
-    fn call(tool: &str, args: Value, meta: Value) -> CallToolRequestParams {
-        let mut params = CallToolRequestParams::new(tool.to_owned()).with_arguments(object(args));
-        params.meta = Some(RequestMetaObject(MetaObject(object(meta))));
-        params
+    /// `request` is the JSON of `tools/call` params: `{"name", "arguments", "_meta"}`.
+    async fn call(peer: &Peer<RoleClient>, request: Value) -> CallToolResult {
+        let params = serde_json::from_value(request).unwrap();
+        peer.call_tool(params).await.unwrap()
     }
 
-    fn seen_meta(result: &CallToolResult) -> Value {
-        result.meta.as_ref().unwrap().0["demo/seen_meta"].clone()
+    fn body(result: &CallToolResult) -> &Value {
+        result.structured_content.as_ref().unwrap()
+    }
+
+    fn seen_meta(result: &CallToolResult) -> &Value {
+        &result.meta.as_ref().unwrap().0["demo/seen_meta"]
+    }
+
+    async fn stop(shutdown: CancellationToken, server: Server) {
+        shutdown.cancel();
+        let stopped = timeout(TWO_SECONDS, server).await;
+        stopped.unwrap().unwrap().unwrap();
     }
 
     #[tokio::test]
-    async fn publish_reject_and_get_post_over_http() {
+    async fn publish_reject_and_get_post() {
         let dir = tempfile::tempdir().unwrap();
         let count_file = dir.path().join("executions.jsonl");
+        let count = || std::fs::read_to_string(&count_file).unwrap();
         let opts = DemoOptions {
             count_file: Some(count_file.clone()),
             ..Default::default()
         };
-        let (url, shutdown) = start(opts).await;
-        let client = ().serve(StreamableHttpClientTransport::from_uri(url)).await.unwrap();
-        assert_eq!(
-            client
-                .peer_info()
-                .unwrap()
-                .server_info
-                .as_ref()
-                .unwrap()
-                .name,
-            "toolgate-demo"
-        );
-
+        let (transport, shutdown, server) = start(opts).await;
+        let client = ().serve(transport).await.unwrap();
+        let info = client.peer_info().unwrap();
+        assert_eq!(info.server_info.as_ref().unwrap().name, "toolgate-demo");
         let tools = client.list_all_tools().await.unwrap();
         let names: Vec<_> = tools.iter().map(|t| t.name.as_ref()).collect();
-        assert_eq!(
-            names,
-            [
-                "publish_post",
-                "send_dm",
-                "reply_comment",
-                "like_post",
-                "get_post"
-            ]
-        );
-        assert!(
-            tools
-                .iter()
-                .all(|t| t.input_schema["additionalProperties"] == false)
-        );
-        assert_eq!(
-            tools[4].annotations.as_ref().unwrap().read_only_hint,
-            Some(true)
-        );
+        let expected = "publish_post send_dm reply_comment like_post get_post";
+        assert_eq!(names.join(" "), expected);
+        let closed = |t: &Tool| t.input_schema["additionalProperties"] == false;
+        assert!(tools.iter().all(closed));
+        let get_post_hints = tools[4].annotations.clone().unwrap();
+        assert_eq!(get_post_hints.read_only_hint, Some(true));
 
         let args = json!({"account_id": "acme", "text": "hello"});
         let meta = json!({"toolgate/idempotency_key": "k1", "trace": 7, "progressToken": 1});
-        let published = client
-            .call_tool(call("publish_post", args.clone(), meta))
-            .await
-            .unwrap();
+        let request = json!({"name": "publish_post", "arguments": args, "_meta": meta});
+        let published = call(&client, request).await;
+        // Recomputed independently: the id contract is documented on `effect_id`.
         let digest = Sha256::digest(json!(["publish_post", args]).to_string());
         let id = format!("post_{}", &hex::encode(digest)[..16]);
-        let body = published.structured_content.clone().unwrap();
-        assert_eq!(body["url"], format!("https://demo.social/acme/post/{id}"));
-        assert_eq!(
-            body["proof"]["screenshot_url"],
-            format!("https://demo.social/proof/{id}.png")
-        );
-        assert_eq!(
-            seen_meta(&published),
-            json!({"toolgate/idempotency_key": "k1", "trace": 7})
-        );
-        let lines = std::fs::read_to_string(&count_file).unwrap();
-        let line: Value = serde_json::from_str(lines.trim()).unwrap();
-        assert_eq!(line["idempotency_key"], "k1");
-        assert_eq!(
-            (line["tool"].as_str(), line["account_id"].as_str()),
-            (Some("publish_post"), Some("acme"))
-        );
+        let url = format!("https://demo.social/acme/post/{id}");
+        let proof = json!({"screenshot_url": format!("https://demo.social/proof/{id}.png")});
+        let expected = json!({"id": id, "url": url, "account_id": "acme", "proof": proof});
+        assert_eq!(*body(&published), expected);
+        let expected = json!({"toolgate/idempotency_key": "k1", "trace": 7});
+        assert_eq!(*seen_meta(&published), expected);
+        let line: Value = serde_json::from_str(&count()).unwrap();
+        let expected = json!({"tool": "publish_post", "account_id": "acme",
+                              "idempotency_key": "k1", "pid": std::process::id()});
+        assert_eq!(line, expected);
 
-        let got = client
-            .call_tool(call("get_post", json!({"post_id": id}), json!({})))
-            .await
-            .unwrap();
-        assert_eq!(got.structured_content.unwrap()["text"], "hello");
-        let synthetic = client
-            .call_tool(call("get_post", json!({"post_id": "p9"}), json!({})))
-            .await
-            .unwrap();
-        assert_eq!(synthetic.structured_content.unwrap()["synthetic"], true);
+        let request = json!({"name": "get_post", "arguments": {"post_id": id}});
+        let stored = call(&client, request).await;
+        assert_eq!(body(&stored)["text"], "hello");
+        let synthetic = json!({"name": "get_post", "arguments": {"post_id": "p9"}});
+        assert_eq!(body(&call(&client, synthetic).await)["synthetic"], true);
 
         for (text, retryable) in [("REJECT: spam", false), ("RETRY:later", true)] {
             let args = json!({"account_id": "acme", "to": "bob", "text": text});
-            let rejected = client
-                .call_tool(call("send_dm", args, json!({"k": 1})))
-                .await
-                .unwrap();
+            let request = json!({"name": "send_dm", "arguments": args, "_meta": {"k": 1}});
+            let rejected = call(&client, request).await;
             assert_eq!(rejected.is_error, Some(true));
-            let body = rejected.structured_content.as_ref().unwrap();
-            assert_eq!(body["error"], "rejected");
-            assert_eq!(body["retryable"], retryable);
-            assert_eq!(seen_meta(&rejected), json!({"k": 1}));
+            let reason = text.split_once(':').unwrap().1.trim();
+            let expected = json!({"error": "rejected", "reason": reason, "retryable": retryable});
+            assert_eq!(*body(&rejected), expected);
+            assert_eq!(*seen_meta(&rejected), json!({"k": 1}));
         }
-        let missing = client
-            .call_tool(call("publish_post", json!({"account_id": "a"}), json!({})))
-            .await
-            .unwrap();
+        let missing = json!({"name": "publish_post", "arguments": {"account_id": "a"}});
+        let missing = call(&client, missing).await;
         assert_eq!(missing.is_error, Some(true));
-        assert!(format!("{:?}", missing.content).contains("`text`"));
-        let unknown = client
-            .call_tool(call("nope", json!({}), json!({})))
-            .await
-            .unwrap_err();
-        assert!(unknown.to_string().contains("nope"), "{unknown}");
-        // Only the successful publish executed.
-        assert_eq!(
-            std::fs::read_to_string(&count_file)
+        assert!(
+            body(&missing)["reason"]
+                .as_str()
                 .unwrap()
-                .lines()
-                .count(),
-            1
+                .contains("`text`")
         );
+        let unknown = client.call_tool(CallToolRequestParams::new("nope")).await;
+        assert!(unknown.unwrap_err().to_string().contains("nope"));
+        // Only the successful publish executed.
+        assert_eq!(count().lines().count(), 1);
         client.cancel().await.unwrap();
-        shutdown.cancel();
+        stop(shutdown, server).await;
     }
 
     #[tokio::test]
@@ -665,91 +581,61 @@ mod tests {
             name: Some("demo-x".into()),
             ..Default::default()
         };
-        let (url, shutdown) = start(opts).await;
-        let lifecycle = ClientLifecycleMode::Discover {
-            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-        };
-        let transport = StreamableHttpClientTransport::from_uri(url);
-        let client = ClientConfig::default()
-            .serve_with_lifecycle(transport, lifecycle)
-            .await
-            .unwrap();
+        let (transport, shutdown, server) = start(opts).await;
+        let preferred_versions = vec![V_2026];
+        let lifecycle = ClientLifecycleMode::Discover { preferred_versions };
+        let client = ClientConfig::default().serve_with_lifecycle(transport, lifecycle);
+        let client = client.await.unwrap();
         let info = client.peer_info().unwrap();
-        assert_eq!(info.protocol_version, ProtocolVersion::V_2026_07_28);
+        assert_eq!(info.protocol_version, V_2026);
         assert_eq!(info.server_info.as_ref().unwrap().name, "demo-x");
         assert_eq!(client.list_all_tools().await.unwrap().len(), 5);
         let args = json!({"account_id": "acme", "post_id": "p1"});
-        let liked = client
-            .call_tool(call("like_post", args, json!({"trace": "t"})))
-            .await
-            .unwrap();
-        assert!(
-            liked.structured_content.as_ref().unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .starts_with("like_")
-        );
-        // The per-request io.modelcontextprotocol/* keys this lifecycle adds are filtered out.
-        assert_eq!(seen_meta(&liked), json!({"trace": "t"}));
+        let request = json!({"name": "like_post", "arguments": args, "_meta": {"trace": "t"}});
+        let liked = call(&client, request).await;
+        assert!(body(&liked)["id"].as_str().unwrap().starts_with("like_"));
+        // The io.modelcontextprotocol/* keys this lifecycle adds to every request are hidden.
+        assert_eq!(*seen_meta(&liked), json!({"trace": "t"}));
         client.cancel().await.unwrap();
-        shutdown.cancel();
+        stop(shutdown, server).await;
     }
 
     #[derive(Clone)]
     struct ListChanged(Arc<Notify>);
 
     impl ClientHandler for ListChanged {
-        async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
+        async fn on_tool_list_changed(&self, _: rmcp::service::NotificationContext<RoleClient>) {
             self.0.notify_one();
         }
     }
 
     #[tokio::test]
-    async fn test_tools_add_tool_notifies_and_stats_count() {
-        let (url, shutdown) = start(DemoOptions {
+    async fn test_tools_and_shutdown_with_open_session() {
+        let opts = DemoOptions {
             test_tools: true,
             ..Default::default()
-        })
-        .await;
+        };
+        let (transport, shutdown, server) = start(opts).await;
         let notified = Arc::new(Notify::new());
-        let transport = StreamableHttpClientTransport::from_uri(url);
-        let client = ListChanged(notified.clone())
-            .serve(transport)
-            .await
-            .unwrap();
+        let handler = ListChanged(notified.clone());
+        let client = handler.serve(transport).await.unwrap();
         assert_eq!(client.list_all_tools().await.unwrap().len(), 9);
-        let added = client
-            .call_tool(call("add_tool", json!({"name": "zap"}), json!({})))
-            .await
-            .unwrap();
-        assert_eq!(added.structured_content.unwrap(), json!({"added": "zap"}));
-        tokio::time::timeout(Duration::from_secs(2), notified.notified())
-            .await
-            .unwrap();
-        assert!(
-            client
-                .list_all_tools()
-                .await
-                .unwrap()
-                .iter()
-                .any(|t| t.name == "zap")
-        );
-        let echo = client
-            .call_tool(call("slow_echo", json!({"text": "hi", "ms": 5}), json!({})))
-            .await
-            .unwrap();
+        let request = json!({"name": "add_tool", "arguments": {"name": "zap"}});
+        let added = call(&client, request).await;
+        assert_eq!(*body(&added), json!({"added": "zap"}));
+        timeout(TWO_SECONDS, notified.notified()).await.unwrap();
+        let tools = client.list_all_tools().await.unwrap();
+        assert!(tools.iter().any(|t| t.name == "zap"));
+        let zap = call(&client, json!({"name": "zap"})).await;
+        assert_eq!(*body(&zap), json!({"added": "zap"}));
+        let echo = json!({"name": "slow_echo", "arguments": {"text": "hi", "ms": 5}});
+        let echo = call(&client, echo).await;
         assert_eq!(echo.content[0].as_text().unwrap().text, "hi");
         let args = json!({"account_id": "a", "comment_id": "c", "text": "t"});
-        client
-            .call_tool(call("reply_comment", args, json!({})))
-            .await
-            .unwrap();
-        let stats = client
-            .call_tool(call("stats", json!({}), json!({})))
-            .await
-            .unwrap();
-        assert_eq!(stats.structured_content.unwrap()["executions"], 1);
-        client.cancel().await.unwrap();
-        shutdown.cancel();
+        call(&client, json!({"name": "reply_comment", "arguments": args})).await;
+        let stats = call(&client, json!({"name": "stats", "arguments": {}})).await;
+        assert_eq!(body(&stats)["executions"], 1);
+        // The session (and its SSE stream) is still open: shutdown must not wait on it.
+        stop(shutdown, server).await;
     }
 }

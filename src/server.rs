@@ -126,6 +126,10 @@ impl HttpServer {
         let mcp_config = StreamableHttpServerConfig::default()
             .with_max_request_body_bytes(core.cfg.max_body_bytes)
             .with_cancellation_token(shutdown.child_token())
+            // No event store backs resumption, so a priming event per response stream would
+            // only cost a write; stateless (2026-07-28) calls get one JSON body when possible.
+            .with_sse_retry(None)
+            .with_json_response(true)
             // A sidecar is addressed by container or service name; the bearer token, not the
             // Host header, is what keeps other callers out.
             .disable_allowed_hosts();

@@ -98,7 +98,7 @@ fn tool_policy_parsing() {
     assert_eq!((p.action, p.lane), (Action::Publish, Lane::Browser));
     assert_eq!(p.account_arg, "account_id");
     let e = parse(&format!("{MINIMAL}tools:\n  t: {{action: shout}}\n")).unwrap_err();
-    assert_eq!(e.line, 11, "{e}");
+    assert_eq!(e.line, 10, "{e}");
 }
 
 #[test]

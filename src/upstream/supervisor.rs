@@ -234,11 +234,8 @@ async fn connect(link: &Link, client: UpstreamClient) -> Result<Running, String>
                 })?;
                 tcfg = tcfg.auth_header(token);
             }
-            tokio::time::timeout(
-                handshake,
-                client.serve(StreamableHttpClientTransport::from_config(tcfg)),
-            )
-            .await
+            let transport = StreamableHttpClientTransport::with_client(http_client()?, tcfg);
+            tokio::time::timeout(handshake, client.serve(transport)).await
         }
     };
     match started {
@@ -246,6 +243,19 @@ async fn connect(link: &Link, client: UpstreamClient) -> Result<Running, String>
         Ok(Err(e)) => Err(format!("handshake failed: {e}")),
         Err(_) => Err(format!("handshake timed out after {handshake:?}")),
     }
+}
+
+/// The HTTP client for Streamable HTTP upstreams. rmcp's default client disables connection
+/// pooling, which costs a TCP handshake (and a socket in TIME_WAIT) per call; the pool here
+/// keeps connections to the upstream warm. Redirects are not followed: an upstream URL that
+/// redirects is a configuration error to fix, not something to chase with a bearer token.
+pub(crate) fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("cannot build HTTP client: {e}"))
 }
 
 /// Relays a child's stderr into our logs, line by line, tagged with the upstream's name.
