@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The authenticated caller of a request: fixed per request from its bearer token (HTTP) or
 /// from `--tenant` (stdio), never from anything the request body says.
@@ -12,7 +12,7 @@ pub struct Caller {
 }
 
 /// The policy's failure classes (§4.2). Only true failures consume error budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureClass {
     /// Refused by toolgate on purpose; expected, not a failure.

@@ -19,10 +19,13 @@
 pub mod admin;
 pub mod bench;
 pub mod call;
+pub mod canonical;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod journal;
 pub mod pipeline;
 pub mod server;
 pub mod session;

@@ -1,0 +1,252 @@
+//! The durable journal: idempotency keys, audit records and hard stops behind one narrow interface.
+//!
+//! [`Store`] speaks in domain operations (claim a key, settle it, append a record, trip a hard
+//! stop), not SQL, so a PostgreSQL backend shared by a fleet of sidecars is a second
+//! implementation. [`sqlite::SqliteJournal`] is the local one: one writer thread that
+//! group-commits concurrent writes, and separate read connections.
+
+pub mod record;
+pub mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub use record::{AuditRecord, ChainBreak, GENESIS_HASH, Outcome, Proof, RecordKind};
+
+use crate::clock::Millis;
+
+/// A journal operation failed; the caller must treat the write as not having happened.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal storage error: {0}")]
+    Storage(String),
+    #[error("the journal writer has stopped")]
+    Closed,
+    #[error("journal data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for JournalError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Storage(e.to_string())
+    }
+}
+
+/// The state of an idempotency key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Intent recorded, call in flight.
+    Dispatching,
+    /// The upstream answered with a non-error result.
+    Succeeded,
+    /// The upstream answered with an error; replayed, never re-executed.
+    FailedFinal,
+    /// Provably not executed; the same call may run again.
+    FailedRetryable,
+    /// Sent without a definitive answer; only an operator or a verification resolves it.
+    InDoubt,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dispatching => "dispatching",
+            Self::Succeeded => "succeeded",
+            Self::FailedFinal => "failed_final",
+            Self::FailedRetryable => "failed_retryable",
+            Self::InDoubt => "in_doubt",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "dispatching" => Self::Dispatching,
+            "succeeded" => Self::Succeeded,
+            "failed_final" => Self::FailedFinal,
+            "failed_retryable" => Self::FailedRetryable,
+            "in_doubt" => Self::InDoubt,
+            _ => return None,
+        })
+    }
+}
+
+/// A stored idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRecord {
+    pub tenant: String,
+    pub key: String,
+    pub fingerprint: String,
+    pub tool: String,
+    pub account: Option<String>,
+    pub state: KeyState,
+    pub attempt: u32,
+    /// For replay: `{"result": CallToolResult}` or `{"error": ErrorData}`.
+    pub result: Option<Value>,
+    pub audit_id: Option<String>,
+    pub updated_ms: Millis,
+}
+
+/// A request to record intent for a side effect.
+#[derive(Debug, Clone)]
+pub struct Intent {
+    pub tenant: String,
+    pub key: String,
+    pub fingerprint: String,
+    pub tool: String,
+    pub account: Option<String>,
+    pub now_ms: Millis,
+}
+
+/// Outcome of [`Store::claim`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// Intent is durable: the key is `dispatching` at this attempt; go ahead.
+    Claimed { attempt: u32 },
+    /// The key is held in another state; the caller decides what that means.
+    Taken(KeyRecord),
+}
+
+/// The outcome of a claimed call: the key's new state and the call's audit record, written
+/// in one transaction.
+#[derive(Debug, Clone)]
+pub struct Settle {
+    pub tenant: String,
+    pub key: String,
+    pub state: KeyState,
+    pub result: Option<Value>,
+    pub audit: AuditRecord,
+    pub now_ms: Millis,
+}
+
+/// What tripped a hard stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HardStopKind {
+    WrongAccount,
+    SpamLoop,
+    AuditGap,
+}
+
+/// A durable hard stop (§7.2): active until an operator clears it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HardStop {
+    pub id: String,
+    pub kind: HardStopKind,
+    pub tenant: Option<String>,
+    pub account: Option<String>,
+    pub target: Option<String>,
+    pub reason: String,
+    /// The audit record of the event that tripped it.
+    pub audit_id: Option<String>,
+    pub created_at: String,
+    pub created_ms: Millis,
+    pub cleared_at: Option<String>,
+    pub cleared_by: Option<String>,
+    pub clear_reason: Option<String>,
+}
+
+/// An operator's resolution of an in-doubt key.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub tenant: String,
+    pub key: String,
+    /// True: the side effect happened (key → succeeded with `result`); false: it did not
+    /// (key → failed_retryable, so the runner may try again).
+    pub happened: bool,
+    pub result: Option<Value>,
+    pub audit: AuditRecord,
+    pub now_ms: Millis,
+}
+
+/// A side effect dispatched in a time window (rebuilds the spam-loop guard after a restart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatch {
+    pub account: String,
+    pub action: String,
+    pub target: String,
+    pub at_ms: Millis,
+}
+
+/// Result of checking the stored audit chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub checked: u64,
+    /// Last intact (seq, hash).
+    pub head: Option<(u64, String)>,
+    /// The first break, if any.
+    pub broken: Option<ChainBreak>,
+}
+
+/// Completion of a journal write, acknowledged only after its transaction committed.
+pub struct Ack<T>(AckInner<T>);
+
+enum AckInner<T> {
+    Pending(oneshot::Receiver<Result<T, JournalError>>),
+    Ready(Option<Result<T, JournalError>>),
+}
+
+impl<T> Ack<T> {
+    pub fn pending(rx: oneshot::Receiver<Result<T, JournalError>>) -> Self {
+        Self(AckInner::Pending(rx))
+    }
+    pub fn ready(r: Result<T, JournalError>) -> Self {
+        Self(AckInner::Ready(Some(r)))
+    }
+}
+
+// The ack never pins its payload: it only holds it until handed out.
+impl<T> Unpin for Ack<T> {}
+
+impl<T> Future for Ack<T> {
+    type Output = Result<T, JournalError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            AckInner::Pending(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or(Err(JournalError::Closed))),
+            AckInner::Ready(r) => Poll::Ready(r.take().unwrap_or(Err(JournalError::Closed))),
+        }
+    }
+}
+
+/// The operations the gateway needs from durable storage. Writes return an [`Ack`] that
+/// resolves once the write is durable; reads are synchronous and short.
+pub trait Store: Send + Sync {
+    /// The stored state of an idempotency key.
+    fn key(&self, tenant: &str, key: &str) -> Result<Option<KeyRecord>, JournalError>;
+    /// Atomically records intent: inserts the key as `dispatching`, or moves a
+    /// `failed_retryable` key with the same fingerprint back to `dispatching` (attempt + 1).
+    /// Any other stored state is returned untouched as [`Claim::Taken`].
+    fn claim(&self, intent: Intent) -> Ack<Claim>;
+    /// Records a claimed call's outcome and its audit record together.
+    fn settle(&self, settle: Settle) -> Ack<()>;
+    /// Appends an audit record; durable when the ack resolves.
+    fn append(&self, audit: AuditRecord) -> Ack<()>;
+    /// Appends an audit record with the next group commit, without waiting for it.
+    fn append_later(&self, audit: AuditRecord);
+    /// Records a hard stop and the audit record of what tripped it.
+    fn trip(&self, stop: HardStop, audit: AuditRecord) -> Ack<()>;
+    /// Clears an active hard stop (with the operator's audit record). `None` if no active
+    /// hard stop has that id.
+    fn clear(&self, id: &str, by: &str, reason: &str, audit: AuditRecord) -> Ack<Option<HardStop>>;
+    /// Hard stops, active only or all.
+    fn hard_stops(&self, include_cleared: bool) -> Result<Vec<HardStop>, JournalError>;
+    /// Resolves an in-doubt key; `None` if the key is not in doubt.
+    fn resolve(&self, resolution: Resolution) -> Ack<Option<KeyRecord>>;
+    /// Side effects dispatched since `since_ms` whose action is one of `actions`.
+    fn dispatches_since(
+        &self,
+        since_ms: Millis,
+        actions: &[&str],
+    ) -> Result<Vec<Dispatch>, JournalError>;
+    /// Number of keys currently in doubt.
+    fn in_doubt(&self) -> Result<u64, JournalError>;
+    /// Verifies the whole stored audit chain.
+    fn verify(&self) -> Result<VerifyReport, JournalError>;
+}

@@ -1,0 +1,228 @@
+use super::*;
+use crate::journal::HardStopKind;
+use std::sync::Arc;
+
+fn record(tenant: &str, tool: &str) -> AuditRecord {
+    let mut r = AuditRecord::new(
+        uuid::Uuid::now_v7().to_string(),
+        rfc3339(1_000),
+        RecordKind::Call,
+        tool,
+        Outcome::Success,
+    );
+    r.tenant = Some(tenant.into());
+    r
+}
+
+fn intent(key: &str, fp: &str) -> Intent {
+    Intent {
+        tenant: "a".into(),
+        key: key.into(),
+        fingerprint: fp.into(),
+        tool: "t".into(),
+        account: Some("a-1".into()),
+        now_ms: 1_000,
+    }
+}
+
+fn settle(key: &str, state: KeyState, result: Option<Value>) -> Settle {
+    let mut audit = record("a", "t");
+    audit.idempotency_key = Some(key.into());
+    Settle {
+        tenant: "a".into(),
+        key: key.into(),
+        state,
+        result,
+        audit,
+        now_ms: 2_000,
+    }
+}
+
+#[tokio::test]
+async fn claim_settle_and_retry_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, rec) = SqliteJournal::open(dir.path(), 0).unwrap();
+    assert_eq!(rec.in_doubt, 0);
+    assert_eq!(
+        j.claim(intent("k1", "f1")).await.unwrap(),
+        Claim::Claimed { attempt: 1 }
+    );
+    // A second claim while dispatching is refused with the stored record.
+    let Claim::Taken(k) = j.claim(intent("k1", "f1")).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(k.state, KeyState::Dispatching);
+    j.settle(settle("k1", KeyState::FailedRetryable, None))
+        .await
+        .unwrap();
+    // Retryable with the same fingerprint: claimed again, attempt 2; another fingerprint: taken.
+    assert!(matches!(
+        j.claim(intent("k1", "other")).await.unwrap(),
+        Claim::Taken(_)
+    ));
+    assert_eq!(
+        j.claim(intent("k1", "f1")).await.unwrap(),
+        Claim::Claimed { attempt: 2 }
+    );
+    j.settle(settle(
+        "k1",
+        KeyState::Succeeded,
+        Some(serde_json::json!({"result": {"content": []}})),
+    ))
+    .await
+    .unwrap();
+    let k = j.key("a", "k1").unwrap().unwrap();
+    assert_eq!((k.state, k.attempt), (KeyState::Succeeded, 2));
+    assert_eq!(
+        k.result.unwrap()["result"]["content"],
+        serde_json::json!([])
+    );
+    // Settling a key that is not dispatching is an error and writes nothing.
+    assert!(
+        j.settle(settle("k1", KeyState::Succeeded, None))
+            .await
+            .is_err()
+    );
+    let v = j.verify().unwrap();
+    assert_eq!((v.checked, v.broken), (2, None));
+}
+
+#[tokio::test]
+async fn concurrent_writes_are_group_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = SqliteJournal::open(dir.path(), 0).unwrap();
+    let j = Arc::new(j);
+    let tasks: Vec<_> = (0..400)
+        .map(|i| {
+            let j = j.clone();
+            tokio::spawn(async move { j.append(record("a", &format!("t{i}"))).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let (commits, ops) = (
+        j.stats().commits.load(std::sync::atomic::Ordering::Relaxed),
+        j.stats().ops.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    assert_eq!(ops, 400);
+    assert!(
+        commits < 400,
+        "no batching: {commits} commits for {ops} ops"
+    );
+    let v = j.verify().unwrap();
+    assert_eq!((v.checked, v.head.unwrap().0, v.broken), (400, 400, None));
+}
+
+#[tokio::test]
+async fn restart_marks_dispatching_in_doubt_with_a_recovery_record() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (j, _) = SqliteJournal::open(dir.path(), 0).unwrap();
+        j.claim(intent("k1", "f")).await.unwrap();
+        j.claim(intent("k2", "f")).await.unwrap();
+        j.settle(settle("k2", KeyState::Succeeded, None))
+            .await
+            .unwrap();
+    }
+    let (j, rec) = SqliteJournal::open(dir.path(), 5_000).unwrap();
+    assert_eq!(rec.in_doubt, 1);
+    assert_eq!(j.key("a", "k1").unwrap().unwrap().state, KeyState::InDoubt);
+    assert_eq!(j.in_doubt().unwrap(), 1);
+    assert!(matches!(
+        j.claim(intent("k1", "f")).await.unwrap(),
+        Claim::Taken(KeyRecord {
+            state: KeyState::InDoubt,
+            ..
+        })
+    ));
+    let v = j.verify().unwrap();
+    assert_eq!((v.checked, v.broken), (2, None));
+    // An operator says it did not happen: the key may run again.
+    let mut audit = record("a", "resolve");
+    audit.kind = RecordKind::Operator;
+    let r = Resolution {
+        tenant: "a".into(),
+        key: "k1".into(),
+        happened: false,
+        result: None,
+        audit,
+        now_ms: 6_000,
+    };
+    assert_eq!(
+        j.resolve(r).await.unwrap().unwrap().state,
+        KeyState::FailedRetryable
+    );
+    assert_eq!(
+        j.claim(intent("k1", "f")).await.unwrap(),
+        Claim::Claimed { attempt: 2 }
+    );
+}
+
+#[tokio::test]
+async fn hard_stops_trip_clear_and_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = HardStop {
+        id: "hs1".into(),
+        kind: HardStopKind::WrongAccount,
+        tenant: Some("a".into()),
+        account: Some("b-1".into()),
+        target: None,
+        reason: "wrong account".into(),
+        audit_id: None,
+        created_at: rfc3339(1_000),
+        created_ms: 1_000,
+        cleared_at: None,
+        cleared_by: None,
+        clear_reason: None,
+    };
+    {
+        let (j, _) = SqliteJournal::open(dir.path(), 0).unwrap();
+        j.trip(stop.clone(), record("a", "x")).await.unwrap();
+    }
+    let (j, _) = SqliteJournal::open(dir.path(), 0).unwrap();
+    assert_eq!(j.hard_stops(false).unwrap(), vec![stop]);
+    let cleared = j
+        .clear("hs1", "ops", "checked", record("a", "clear"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cleared.cleared_by.as_deref(), Some("ops"));
+    assert!(j.hard_stops(false).unwrap().is_empty());
+    assert_eq!(j.hard_stops(true).unwrap().len(), 1);
+    assert!(
+        j.clear("hs1", "ops", "again", record("a", "clear"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn tampering_in_the_database_is_found_at_its_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = SqliteJournal::open(dir.path(), 0).unwrap();
+    for i in 0..5 {
+        j.append(record("a", &format!("t{i}"))).await.unwrap();
+    }
+    let raw = Connection::open(j.path()).unwrap();
+    raw.execute(
+        "UPDATE audit SET record = replace(record, '\"t2\"', '\"t9\"') WHERE seq = 3",
+        [],
+    )
+    .unwrap();
+    let v = j.verify().unwrap();
+    assert_eq!(v.broken.unwrap().seq, 3);
+    raw.execute(
+        "UPDATE audit SET record = replace(record, '\"t9\"', '\"t2\"') WHERE seq = 3",
+        [],
+    )
+    .unwrap();
+    raw.execute("UPDATE audit SET tenant = 'b' WHERE seq = 4", [])
+        .unwrap();
+    assert_eq!(j.verify().unwrap().broken.unwrap().seq, 4);
+    raw.execute("UPDATE audit SET tenant = 'a' WHERE seq = 4", [])
+        .unwrap();
+    raw.execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
+    assert_eq!(j.verify().unwrap().broken.unwrap().seq, 3);
+}
