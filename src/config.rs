@@ -142,6 +142,27 @@ pub struct Capability {
 pub struct Safety {
     pub hard_stop_on_wrong_account: bool,
     pub quarantine_tenant: bool,
+    /// `None` when the spam-loop guard is disabled.
+    pub spam_loop: Option<SpamLoop>,
+}
+
+/// The spam-loop guard: at most `max_repeats` side effects of one of `actions` per
+/// (account, action, target) within `within`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpamLoop {
+    pub actions: Vec<Action>,
+    pub max_repeats: u32,
+    pub within: Duration,
+}
+
+impl Default for SpamLoop {
+    fn default() -> Self {
+        Self {
+            actions: vec![Action::Dm, Action::Comment],
+            max_repeats: 3,
+            within: Duration::from_secs(3600),
+        }
+    }
 }
 
 impl Default for Safety {
@@ -149,6 +170,7 @@ impl Default for Safety {
         Self {
             hard_stop_on_wrong_account: true,
             quarantine_tenant: true,
+            spam_loop: Some(SpamLoop::default()),
         }
     }
 }

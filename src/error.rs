@@ -5,7 +5,7 @@ use std::time::Duration;
 use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::{Value, json};
 
-use crate::call::FailureClass;
+use crate::call::{Denial, FailureClass};
 
 /// JSON-RPC code for a call refused by policy (`data.reason` says which rule).
 pub const REFUSED_BY_POLICY: i32 = -32090;
@@ -54,6 +54,9 @@ pub enum GatewayError {
     /// The caller sent something malformed (downstream fault).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A gate refused the call before anything was forwarded.
+    #[error("refused: {}: {}", .0.reason.as_str(), .0.detail)]
+    Refused(Denial),
     /// The upstream failed to answer.
     #[error("upstream {upstream:?}: {detail}")]
     Upstream {
@@ -74,7 +77,9 @@ impl GatewayError {
     /// The failure class an audit record of this error carries, if any.
     pub fn failure_class(&self) -> Option<FailureClass> {
         match self {
-            Self::UnknownTool(_) | Self::InvalidRequest(_) => Some(FailureClass::PolicyBlocked),
+            Self::UnknownTool(_) | Self::InvalidRequest(_) | Self::Refused(_) => {
+                Some(FailureClass::PolicyBlocked)
+            }
             Self::Upstream { fault, .. } => Some(fault.failure_class()),
             Self::UpstreamError { .. } | Self::Internal(_) => Some(FailureClass::ToolFailure),
         }
@@ -93,6 +98,17 @@ impl GatewayError {
                 self.to_string(),
                 Some(
                     json!({"reason": "invalid_request", "retryable": false, "audit_id": audit_id}),
+                ),
+            ),
+            Self::Refused(d) => ErrorData::new(
+                ErrorCode(if d.reason.is_idempotency() {
+                    IDEMPOTENCY
+                } else {
+                    REFUSED_BY_POLICY
+                }),
+                self.to_string(),
+                Some(
+                    json!({"reason": d.reason.as_str(), "retryable": d.reason.retryable(), "audit_id": audit_id}),
                 ),
             ),
             Self::Upstream {
@@ -157,6 +173,18 @@ mod tests {
         );
         assert!(UpstreamFault::NotConnected.never_delivered());
         assert!(!UpstreamFault::ConnectionLost.never_delivered());
+    }
+
+    #[test]
+    fn refusals_use_their_own_codes() {
+        use crate::call::Reason;
+        let d = GatewayError::Refused(Denial::new(Reason::WrongAccount, "b-1 is not yours"))
+            .to_error_data("a3");
+        assert_eq!(d.code.0, REFUSED_BY_POLICY);
+        assert_eq!(d.data.as_ref().unwrap()["reason"], "wrong_account");
+        let d = GatewayError::Refused(Denial::new(Reason::InFlight, "busy")).to_error_data("a4");
+        assert_eq!(d.code.0, IDEMPOTENCY);
+        assert_eq!(d.data.unwrap()["retryable"], true);
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub mod demo;
 pub mod error;
 pub mod journal;
 pub mod pipeline;
+pub mod policy;
+pub mod safety;
 pub mod server;
 pub mod session;
 pub mod slo;

@@ -1,26 +1,34 @@
-//! The one function every `tools/call` runs through, top to bottom: resolve, forward, stamp.
+//! The one function every `tools/call` runs through, top to bottom.
 //!
-//! The side-effect gates (binding, idempotency, status, spam loop) and the journal slot in
-//! between "resolve" and "forward"; every path leaves through `finish`, so each call is
-//! recorded exactly once.
+//! Side effects: resolve the tool → binding gate → idempotency gate → spam-loop gate →
+//! durable intent → forward → durable outcome + audit record → respond. (The status gate of
+//! the budgets issue slots in after the idempotency gate.) Read-only calls skip the gates and
+//! get a batched audit record. Every path ends in exactly one audit record.
+
+mod record;
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use rmcp::model::{CallToolRequestParams, CallToolResponse, ErrorData, RequestMetaObject};
-use serde_json::Value;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ErrorData, RequestMetaObject,
+};
+use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-use crate::call::Caller;
+use record::{CallCtx, classify, proof, stamp};
+pub use record::{META_ATTEMPT, META_AUDIT_ID, META_REPLAYED, META_UPSTREAM};
+
+use crate::call::{Caller, Denial, FailureClass, Reason};
+use crate::clock::{Clock, rfc3339};
 use crate::config::{Config, ToolPolicy};
 use crate::error::{GatewayError, UpstreamFault};
+use crate::journal::{
+    Claim, HardStop, HardStopKind, Intent, KeyRecord, KeyState, Outcome, Settle, Store,
+};
+use crate::policy::{binding, idempotency, idempotency::Permit, meta};
+use crate::safety::SafetyState;
 use crate::upstream::Upstreams;
 
-/// Result `_meta` key naming the call's audit record.
-pub const META_AUDIT_ID: &str = "toolgate/audit_id";
-/// Result `_meta` key naming the upstream that served the call.
-pub const META_UPSTREAM: &str = "toolgate/upstream";
 /// Prefix of protocol-reserved `_meta` keys; they describe one hop and are never forwarded.
 const RESERVED_META_PREFIX: &str = "io.modelcontextprotocol/";
 
@@ -28,83 +36,390 @@ const RESERVED_META_PREFIX: &str = "io.modelcontextprotocol/";
 pub struct Pipeline {
     cfg: Arc<Config>,
     upstreams: Arc<Upstreams>,
+    journal: Arc<dyn Store>,
+    safety: Arc<SafetyState>,
+    clock: Arc<dyn Clock>,
 }
 
+type Answer = Result<CallToolResponse, ErrorData>;
+
 impl Pipeline {
-    pub fn new(cfg: Arc<Config>, upstreams: Arc<Upstreams>) -> Self {
-        Self { cfg, upstreams }
+    pub fn new(
+        cfg: Arc<Config>,
+        upstreams: Arc<Upstreams>,
+        journal: Arc<dyn Store>,
+        safety: Arc<SafetyState>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            cfg,
+            upstreams,
+            journal,
+            safety,
+            clock,
+        }
     }
 
     /// Runs one `tools/call` for `caller`. `meta` is the request's `_meta` (rmcp lifts it out
     /// of the params); `ct` fires when the runner cancels the request.
     pub async fn call_tool(
-        &self,
+        self: &Arc<Self>,
         caller: &Caller,
         params: CallToolRequestParams,
         meta: RequestMetaObject,
         ct: CancellationToken,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let audit_id = Uuid::now_v7().to_string();
-        let started = Instant::now();
-        let tool = params.name.clone();
+    ) -> Answer {
+        let mut cx = CallCtx::new(&caller.tenant, &params.name, self.clock.now_ms());
 
         // 1. Resolve: which upstream owns the exposed name, and how is the tool classified?
         let catalog = self.upstreams.catalog();
-        let Some(entry) = catalog.get(&tool) else {
-            return Err(self.finish_err(
-                caller,
-                &tool,
-                &audit_id,
-                started,
-                GatewayError::UnknownTool(tool.to_string()),
+        let Some(entry) = catalog.get(&params.name) else {
+            let e = GatewayError::UnknownTool(params.name.to_string());
+            self.journal.append_later(cx.record(
+                Outcome::Refused,
+                e.failure_class(),
+                Some(e.to_string()),
             ));
+            return Err(e.to_error_data(&cx.audit_id));
         };
-        let link = self.upstreams.link(entry.upstream);
-        let unclassified;
-        let policy = match self.cfg.tools.get(tool.as_ref()) {
-            Some(p) => p,
-            None => {
-                unclassified = ToolPolicy::unclassified(entry.read_only_hint);
-                &unclassified
-            }
-        };
-
-        // 2. Forward with the upstream's own tool name, arguments and `_meta` unchanged.
+        let (upstream, original) = (entry.upstream, entry.original.clone());
+        cx.upstream = Some(self.upstreams.link(upstream).cfg.name.clone());
+        cx.policy = Some(match self.cfg.tools.get(params.name.as_ref()) {
+            Some(p) => p.clone(),
+            None => ToolPolicy::unclassified(entry.read_only_hint),
+        });
+        drop(catalog);
         let mut forwarded = params;
+        forwarded.name = original.to_string().into();
         forwarded.meta = None;
-        forwarded.name = entry.original.to_string().into();
-        match link.call(forwarded, hop_meta(meta), &ct).await {
-            Ok(mut response) => {
-                stamp(&mut response, &audit_id, &link.cfg.name);
-                tracing::debug!(tenant = %caller.tenant, %tool, %audit_id, upstream = %link.cfg.name, latency_us = started.elapsed().as_micros() as u64, "call ok");
-                Ok(response)
+
+        if !cx.side_effect() {
+            return self.read_only(cx, upstream, forwarded, meta, ct).await;
+        }
+        // A side effect runs to completion in its own task even if the runner goes away,
+        // so its key always settles and its audit record is always written.
+        let this = self.clone();
+        let audit_id = cx.audit_id.clone();
+        match tokio::spawn(async move { this.side_effect(cx, upstream, forwarded, meta, ct).await })
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) => Err(
+                GatewayError::Internal(format!("side-effect task failed: {e}"))
+                    .to_error_data(&audit_id),
+            ),
+        }
+    }
+
+    /// A read-only call: forward, record (batched, not awaited), respond.
+    async fn read_only(
+        &self,
+        cx: CallCtx,
+        upstream: usize,
+        params: CallToolRequestParams,
+        meta: RequestMetaObject,
+        ct: CancellationToken,
+    ) -> Answer {
+        let link = self.upstreams.link(upstream);
+        let mut answer = link.call(params, hop_meta(meta), &ct).await;
+        if let Err(GatewayError::Upstream {
+            fault, retryable, ..
+        }) = &mut answer
+        {
+            // Repeating a read-only call is harmless unless the runner itself gave up.
+            *retryable = *fault != UpstreamFault::Cancelled;
+        }
+        let s = classify(&answer, &Default::default());
+        self.journal
+            .append_later(cx.record(s.outcome, s.failure_class, s.reason));
+        respond(answer, &cx, None)
+    }
+
+    /// A side effect, gate by gate.
+    async fn side_effect(
+        self: Arc<Self>,
+        mut cx: CallCtx,
+        upstream: usize,
+        params: CallToolRequestParams,
+        meta: RequestMetaObject,
+        ct: CancellationToken,
+    ) -> Answer {
+        let policy = cx.policy.clone().expect("resolved before dispatch");
+        let args = params.arguments.clone().unwrap_or_default();
+        cx.account = text(args.get(&policy.account_arg));
+        cx.target = policy.target_arg.as_ref().and_then(|a| text(args.get(a)));
+        let call_meta = match meta::parse(&meta.0.0) {
+            Ok(m) => m,
+            Err(d) => return self.refuse(cx, d).await,
+        };
+        cx.job_id = call_meta.job_id.clone();
+        cx.episode_id = call_meta.episode_id.clone();
+
+        // 2. Binding gate: a quarantined tenant acts on nothing; otherwise the account must be
+        //    the caller's own, on the tool's platform.
+        if let Some(stop) = self.safety.quarantined(&cx.tenant) {
+            let d = Denial::new(
+                Reason::TenantQuarantined,
+                format!(
+                    "tenant is quarantined by hard stop {} until an operator clears it",
+                    stop.id
+                ),
+            );
+            return self.refuse(cx, d).await;
+        }
+        match binding::check(&self.cfg, &cx.tenant, &policy, &args, &call_meta) {
+            Ok(bound) => cx.platform = bound.platform,
+            Err(d) => return self.refuse(cx, d).await,
+        }
+        let account = cx.account.clone().unwrap_or_default();
+
+        // 3. Idempotency gate.
+        let Some(key) = call_meta.idempotency_key else {
+            let d = Denial::new(
+                Reason::MissingIdempotencyKey,
+                "side-effect calls need _meta.idempotency_key (1–255 printable ASCII)",
+            );
+            return self.refuse(cx, d).await;
+        };
+        let fingerprint = idempotency::fingerprint(&cx.tool, &args, &account);
+        cx.key = Some(key.clone());
+        cx.fingerprint = Some(fingerprint.clone());
+        let stored = match self.journal.key(&cx.tenant, &key) {
+            Ok(s) => s,
+            Err(e) => return self.fail_closed(cx, e.to_string()).await,
+        };
+        match idempotency::check(stored.as_ref(), &fingerprint) {
+            Ok(Permit::Execute) => {}
+            Ok(Permit::Replay(k)) => return self.replay(cx, k).await,
+            Err(d) => return self.refuse(cx, d).await,
+        }
+
+        // 4. Spam-loop gate: an active spam hard stop, or one repeat too many, refuses.
+        let mut slot = None;
+        if let Some(target) = cx.target.clone() {
+            if let Some(stop) = self.safety.spam_stop(&account, &target) {
+                let d = Denial::new(
+                    Reason::SpamLoop,
+                    format!(
+                        "spam-loop hard stop {} is active for this account and target",
+                        stop.id
+                    ),
+                );
+                return self.refuse(cx, d).await;
             }
-            Err(mut e) => {
-                if let GatewayError::Upstream {
-                    fault, retryable, ..
-                } = &mut e
-                {
-                    // Repeating a read-only call is harmless unless the runner itself gave up.
-                    if !policy.side_effect && *fault != UpstreamFault::Cancelled {
-                        *retryable = true;
-                    }
+            match self
+                .safety
+                .reserve(&account, policy.action, &target, cx.now_ms)
+            {
+                Ok(s) => slot = s,
+                Err(d) => return self.trip(cx, HardStopKind::SpamLoop, d).await,
+            }
+        }
+
+        // 5. Durable intent: the key is `dispatching` on disk before anything is sent.
+        let intent = Intent {
+            tenant: cx.tenant.clone(),
+            key: key.clone(),
+            fingerprint: fingerprint.clone(),
+            tool: cx.tool.clone(),
+            account: Some(account),
+            now_ms: cx.now_ms,
+        };
+        let attempt = match self.journal.claim(intent).await {
+            Ok(Claim::Claimed { attempt }) => attempt,
+            other => {
+                if let Some(s) = slot {
+                    self.safety.release(s);
                 }
-                Err(self.finish_err(caller, &tool, &audit_id, started, e))
+                return match other {
+                    // Another call got there between our read and the claim.
+                    Ok(Claim::Taken(k)) => match idempotency::check(Some(&k), &fingerprint) {
+                        Ok(Permit::Replay(k)) => self.replay(cx, k).await,
+                        Ok(Permit::Execute) => {
+                            self.refuse(
+                                cx,
+                                Denial::new(
+                                    Reason::InFlight,
+                                    "the key changed state concurrently; retry",
+                                ),
+                            )
+                            .await
+                        }
+                        Err(d) => self.refuse(cx, d).await,
+                    },
+                    Err(e) => self.fail_closed(cx, e.to_string()).await,
+                    Ok(Claim::Claimed { .. }) => unreachable!("handled above"),
+                };
+            }
+        };
+        cx.attempt = Some(attempt);
+
+        // 6. Forward.
+        let answer = self
+            .upstreams
+            .link(upstream)
+            .call(params, hop_meta(meta), &ct)
+            .await;
+
+        // 7. Durable outcome and audit record, in one transaction.
+        let s = classify(&answer, &policy.proof);
+        let mut rec = cx.record(s.outcome, s.failure_class, s.reason);
+        rec.proof_missing = s.outcome == Outcome::Success && s.proof.is_empty();
+        rec.proof = s.proof;
+        let settle = Settle {
+            tenant: cx.tenant.clone(),
+            key,
+            state: s.state,
+            result: s.stored,
+            audit: rec,
+            now_ms: self.clock.now_ms(),
+        };
+        if let Err(e) = self.journal.settle(settle).await {
+            // The intent is durable, so the key stays `dispatching` and becomes `in_doubt` at
+            // the next start: a retry is refused, never re-executed.
+            tracing::error!(audit_id = %cx.audit_id, error = %e, "could not record a side effect's outcome");
+        }
+        respond(answer, &cx, Some((attempt, false)))
+    }
+
+    /// Answers from the journal: no upstream call, a fresh audit record marked replayed.
+    async fn replay(&self, mut cx: CallCtx, k: KeyRecord) -> Answer {
+        cx.attempt = Some(k.attempt);
+        let stored = k.result.unwrap_or(Value::Null);
+        let result: Option<CallToolResult> = stored
+            .get("result")
+            .and_then(|r| serde_json::from_value(r.clone()).ok());
+        let (outcome, class) = match (k.state, &result) {
+            (KeyState::Succeeded, _) => (Outcome::Success, None),
+            (_, Some(_)) => (Outcome::ErrorResult, Some(FailureClass::PlatformRejected)),
+            _ => (Outcome::ErrorResult, Some(FailureClass::ToolFailure)),
+        };
+        let mut rec = cx.record(
+            outcome,
+            class,
+            Some(format!("replayed: key is {}", k.state.as_str())),
+        );
+        rec.replayed = true;
+        if let (Some(r), Some(p)) = (&result, &cx.policy) {
+            rec.proof = proof(r, &p.proof);
+        }
+        if let Err(e) = self.journal.append(rec).await {
+            tracing::error!(audit_id = %cx.audit_id, error = %e, "could not record a replay");
+        }
+        match result {
+            Some(r) => respond(
+                Ok(CallToolResponse::Complete(r)),
+                &cx,
+                Some((k.attempt, true)),
+            ),
+            None => {
+                let mut e: ErrorData = stored
+                    .get("error")
+                    .and_then(|e| serde_json::from_value(e.clone()).ok())
+                    .unwrap_or_else(|| ErrorData::internal_error("stored result is missing", None));
+                let mut data = match e.data.take() {
+                    Some(Value::Object(m)) => m,
+                    _ => Map::new(),
+                };
+                data.insert("audit_id".into(), json!(cx.audit_id));
+                data.insert("replayed".into(), json!(true));
+                e.data = Some(Value::Object(data));
+                Err(e)
             }
         }
     }
 
-    /// The error path's single exit: log it once and map it to JSON-RPC.
-    fn finish_err(
-        &self,
-        caller: &Caller,
-        tool: &str,
-        audit_id: &str,
-        started: Instant,
-        e: GatewayError,
-    ) -> ErrorData {
-        tracing::info!(tenant = %caller.tenant, %tool, %audit_id, latency_us = started.elapsed().as_micros() as u64, error = %e, "call failed");
-        e.to_error_data(audit_id)
+    /// Refuses with an audit record; a wrong-account or cross-tenant attempt also trips a hard stop.
+    async fn refuse(&self, cx: CallCtx, d: Denial) -> Answer {
+        if d.reason.is_safety_event() && self.cfg.safety.hard_stop_on_wrong_account {
+            return self.trip(cx, HardStopKind::WrongAccount, d).await;
+        }
+        let rec = cx.record(
+            Outcome::Refused,
+            Some(FailureClass::PolicyBlocked),
+            Some(format!("{}: {}", d.reason.as_str(), d.detail)),
+        );
+        if let Err(e) = self.journal.append(rec).await {
+            tracing::error!(audit_id = %cx.audit_id, error = %e, "could not record a refusal");
+        }
+        tracing::info!(tenant = %cx.tenant, tool = %cx.tool, audit_id = %cx.audit_id, reason = d.reason.as_str(), detail = %d.detail, "call refused");
+        Err(GatewayError::Refused(d).to_error_data(&cx.audit_id))
+    }
+
+    /// Refuses and trips a durable hard stop, recorded with the refusal in one transaction.
+    async fn trip(&self, cx: CallCtx, kind: HardStopKind, d: Denial) -> Answer {
+        let rec = cx.record(
+            Outcome::Refused,
+            Some(FailureClass::PolicyBlocked),
+            Some(format!("{}: {}", d.reason.as_str(), d.detail)),
+        );
+        let stop = HardStop {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind,
+            tenant: Some(cx.tenant.clone()),
+            account: cx.account.clone(),
+            target: (kind == HardStopKind::SpamLoop)
+                .then(|| cx.target.clone())
+                .flatten(),
+            reason: d.detail.clone(),
+            audit_id: Some(cx.audit_id.clone()),
+            created_at: rfc3339(cx.now_ms),
+            created_ms: cx.now_ms,
+            cleared_at: None,
+            cleared_by: None,
+            clear_reason: None,
+        };
+        match self.journal.trip(stop.clone(), rec).await {
+            Ok(()) => {
+                tracing::error!(hard_stop = %stop.id, kind = ?kind, tenant = %cx.tenant, account = ?cx.account, detail = %d.detail, "HARD STOP tripped");
+                self.safety.add_stop(stop);
+            }
+            // Still refuse: failing to record a safety event must not let the call through.
+            Err(e) => {
+                tracing::error!(audit_id = %cx.audit_id, error = %e, "could not record a hard stop")
+            }
+        }
+        Err(GatewayError::Refused(d).to_error_data(&cx.audit_id))
+    }
+
+    /// The journal failed before anything was sent: refuse rather than act unrecorded.
+    async fn fail_closed(&self, cx: CallCtx, why: String) -> Answer {
+        tracing::error!(audit_id = %cx.audit_id, error = %why, "journal unavailable; side effect refused");
+        let e = GatewayError::Internal(format!("journal unavailable, nothing was sent: {why}"));
+        self.journal.append_later(cx.record(
+            Outcome::Failed,
+            Some(FailureClass::ToolFailure),
+            Some(e.to_string()),
+        ));
+        Err(e.to_error_data(&cx.audit_id))
+    }
+}
+
+/// Stamps a forwarded answer or maps its error; one place for both call kinds.
+fn respond(
+    answer: Result<CallToolResponse, GatewayError>,
+    cx: &CallCtx,
+    attempt: Option<(u32, bool)>,
+) -> Answer {
+    let upstream = cx.upstream.as_deref().unwrap_or_default();
+    match answer {
+        Ok(mut response) => {
+            stamp(&mut response, &cx.audit_id, upstream, attempt);
+            Ok(response)
+        }
+        Err(e) => {
+            tracing::info!(tenant = %cx.tenant, tool = %cx.tool, audit_id = %cx.audit_id, error = %e, "call failed");
+            Err(e.to_error_data(&cx.audit_id))
+        }
+    }
+}
+
+/// A string argument (numbers are accepted as their decimal text).
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 
@@ -117,19 +432,9 @@ fn hop_meta(mut meta: RequestMetaObject) -> RequestMetaObject {
     meta
 }
 
-/// Adds toolgate's keys to a completed result's `_meta`, leaving the upstream's own keys.
-fn stamp(response: &mut CallToolResponse, audit_id: &str, upstream: &str) {
-    if let CallToolResponse::Complete(result) = response {
-        let meta = result.meta.get_or_insert_with(Default::default);
-        meta.insert(META_AUDIT_ID.into(), Value::String(audit_id.into()));
-        meta.insert(META_UPSTREAM.into(), Value::String(upstream.into()));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn hop_meta_keeps_application_keys_only() {
@@ -142,21 +447,5 @@ mod tests {
         .unwrap();
         let kept = serde_json::to_value(hop_meta(meta)).unwrap();
         assert_eq!(kept, json!({"idempotency_key": "k1", "tenant_id": "acme"}));
-    }
-
-    #[test]
-    fn stamp_adds_keys_without_touching_upstream_meta() {
-        let mut r = rmcp::model::CallToolResult::success(vec![]);
-        r.meta = Some(serde_json::from_value(json!({"demo/x": 1})).unwrap());
-        let mut resp = CallToolResponse::Complete(r);
-        stamp(&mut resp, "a1", "social");
-        let CallToolResponse::Complete(r) = resp else {
-            unreachable!()
-        };
-        let meta = serde_json::to_value(r.meta.unwrap()).unwrap();
-        assert_eq!(
-            meta,
-            json!({"demo/x": 1, "toolgate/audit_id": "a1", "toolgate/upstream": "social"})
-        );
     }
 }

@@ -21,8 +21,11 @@ use tower::Service;
 
 use crate::admin::{self, AdminState, Body, error_response};
 use crate::call::Caller;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::journal::sqlite::SqliteJournal;
 use crate::pipeline::Pipeline;
+use crate::safety::SafetyState;
 use crate::session::{Authenticator, MissingToken};
 use crate::transport::{Gateway, Listeners};
 use crate::upstream::Upstreams;
@@ -46,6 +49,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot open the journal in the data dir: {0}")]
+    Journal(#[from] crate::journal::JournalError),
     #[error("unknown tenant {0:?} for --stdio (it is not in the config)")]
     UnknownTenant(String),
     #[error("stdio transport failed: {0}")]
@@ -55,13 +60,16 @@ pub enum StartError {
 /// The shared handles of a running gateway.
 pub struct Core {
     pub cfg: Arc<Config>,
+    pub journal: Arc<SqliteJournal>,
+    pub safety: Arc<SafetyState>,
+    pub clock: Arc<dyn Clock>,
     pub upstreams: Arc<Upstreams>,
     pub pipeline: Arc<Pipeline>,
     pub listeners: Arc<Listeners>,
 }
 
 impl Core {
-    /// Prepares the data dir and starts supervising upstreams.
+    /// Prepares the data dir, opens and recovers the journal, then starts supervising upstreams.
     pub fn start(cfg: Config) -> Result<Self, StartError> {
         std::fs::create_dir_all(&cfg.data_dir).map_err(|source| StartError::DataDir {
             path: cfg.data_dir.display().to_string(),
@@ -73,8 +81,28 @@ impl Core {
                 tracing::warn!(tool = %t, "tools: entry matches no upstream's prefix; it will never apply");
             }
         }
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let (journal, recovery) = SqliteJournal::open(&cfg.data_dir, clock.now_ms())?;
+        let journal = Arc::new(journal);
+        if recovery.in_doubt > 0 {
+            tracing::warn!(
+                in_doubt = recovery.in_doubt,
+                "side effects interrupted by the last stop are in doubt; resolve them via POST /v1/idempotency/{{tenant}}/{{key}}/resolve"
+            );
+        }
+        let safety = Arc::new(SafetyState::load(&cfg, journal.as_ref(), clock.now_ms())?);
+        for stop in safety.active().iter() {
+            tracing::warn!(hard_stop = %stop.id, kind = ?stop.kind, tenant = ?stop.tenant, account = ?stop.account, "active hard stop");
+        }
+        // Upstreams start last: nothing is launched for a gateway that cannot record.
         let upstreams = Upstreams::start(&cfg.upstreams);
-        let pipeline = Arc::new(Pipeline::new(cfg.clone(), upstreams.clone()));
+        let pipeline = Arc::new(Pipeline::new(
+            cfg.clone(),
+            upstreams.clone(),
+            journal.clone(),
+            safety.clone(),
+            clock.clone(),
+        ));
         let listeners = Arc::new(Listeners::default());
         // Relay catalog changes to downstream sessions for as long as the upstreams live.
         let mut changes = upstreams.subscribe();
@@ -86,6 +114,9 @@ impl Core {
         });
         Ok(Self {
             cfg,
+            journal,
+            safety,
+            clock,
             upstreams,
             pipeline,
             listeners,

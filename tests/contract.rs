@@ -12,6 +12,7 @@ use std::time::Duration;
 use jsonschema::Validator;
 use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::{Value, json};
+use toolgate::call::{Denial, Reason};
 use toolgate::config::{Config, EMBEDDED_DEFAULT, EMBEDDED_NAME};
 use toolgate::error::{
     GatewayError, IDEMPOTENCY, REFUSED_BY_POLICY, UPSTREAM_FAILURE, UpstreamFault,
@@ -729,6 +730,9 @@ fn every_gateway_error() -> Vec<GatewayError> {
         )),
         upstream_error(Some(json!({"reason": "wrong_account", "retryable": false}))),
     ];
+    for reason in ALL_REASONS {
+        out.push(GatewayError::Refused(Denial::new(reason, "because")));
+    }
     for fault in faults {
         for retryable in [false, true] {
             out.push(GatewayError::Upstream {
@@ -743,12 +747,53 @@ fn every_gateway_error() -> Vec<GatewayError> {
         match e {
             GatewayError::UnknownTool(_)
             | GatewayError::InvalidRequest(_)
+            | GatewayError::Refused(_)
             | GatewayError::Upstream { .. }
             | GatewayError::UpstreamError { .. }
             | GatewayError::Internal(_) => {}
         }
     }
     out
+}
+
+/// Every refusal reason; the match makes a new reason fail to compile until it is listed.
+const ALL_REASONS: [Reason; 14] = [
+    Reason::MissingIdempotencyKey,
+    Reason::InvalidMeta,
+    Reason::UnknownAccount,
+    Reason::WrongAccount,
+    Reason::TenantMismatch,
+    Reason::TenantQuarantined,
+    Reason::SpamLoop,
+    Reason::HardStop,
+    Reason::Frozen,
+    Reason::CanaryOnly,
+    Reason::FlagDisabled,
+    Reason::KeyConflict,
+    Reason::InFlight,
+    Reason::InDoubt,
+];
+
+#[test]
+fn all_reasons_is_exhaustive() {
+    for r in ALL_REASONS {
+        match r {
+            Reason::MissingIdempotencyKey
+            | Reason::InvalidMeta
+            | Reason::UnknownAccount
+            | Reason::WrongAccount
+            | Reason::TenantMismatch
+            | Reason::TenantQuarantined
+            | Reason::SpamLoop
+            | Reason::HardStop
+            | Reason::Frozen
+            | Reason::CanaryOnly
+            | Reason::FlagDisabled
+            | Reason::KeyConflict
+            | Reason::InFlight
+            | Reason::InDoubt => {}
+        }
+    }
 }
 
 #[test]
@@ -776,6 +821,15 @@ fn every_error_data_matches_the_schema() {
                 (ErrorCode::INVALID_PARAMS.0, &refusal, "refusal")
             }
             GatewayError::Internal(_) => (ErrorCode::INTERNAL_ERROR.0, &refusal, "refusal"),
+            GatewayError::Refused(d) => {
+                let code = if d.reason.is_idempotency() {
+                    -32091
+                } else {
+                    -32090
+                };
+                assert_eq!(data["reason"], d.reason.as_str(), "{shown}");
+                (code, &refusal, "refusal")
+            }
             GatewayError::UpstreamError { error, .. } => {
                 assert_eq!(
                     (err.code, &err.message),

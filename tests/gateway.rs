@@ -78,7 +78,7 @@ async fn aggregates_namespaced_tools_and_forwards_meta() {
         &c,
         "web__publish_post",
         json!({"account_id": "a-1", "text": "hello"}),
-        None,
+        Some(json!({"idempotency_key": "k-2"})),
     )
     .await
     .unwrap();
@@ -90,7 +90,7 @@ async fn aggregates_namespaced_tools_and_forwards_meta() {
         &c,
         "a__publish_post",
         json!({"account_id": "a-1", "text": "REJECT: spam"}),
-        None,
+        Some(json!({"idempotency_key": "k-3"})),
     )
     .await
     .unwrap();
@@ -344,7 +344,10 @@ async fn malformed_requests_get_clear_errors_and_harm_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tool_list_changes_reach_downstream_sessions() {
-    let gw = Gateway::start(&config(&stdio_upstream("a", ""), ""));
+    let gw = Gateway::start(&config(
+        &stdio_upstream("a", ""),
+        "  a__add_tool: {side_effect: false}\n",
+    ));
     gw.wait_ready().await;
     let c = client(&gw.mcp, TOKEN_A).await.unwrap();
     let before = c

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{
-    Account, Capability, Config, ConfigError, DEFAULT_MAX_BODY, ProofPointers, Safety, Tenant,
-    TokenSource, ToolPolicy, Upstream, UpstreamTransport, parse_duration,
+    Account, Capability, Config, ConfigError, DEFAULT_MAX_BODY, ProofPointers, Safety, SpamLoop,
+    Tenant, TokenSource, ToolPolicy, Upstream, UpstreamTransport, parse_duration,
 };
 
 /// What a side-effect tool does, in the policy's `action_type` tag.
@@ -149,6 +149,18 @@ struct RawCapability {
 struct RawSafety {
     hard_stop_on_wrong_account: Option<bool>,
     quarantine_tenant: Option<bool>,
+    spam_loop: Option<RawSpamLoop>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpamLoop {
+    #[serde(default = "yes")]
+    enabled: bool,
+    actions: Option<Vec<Action>>,
+    max_repeats: Option<u32>,
+    #[serde(default, deserialize_with = "de_duration")]
+    within: Option<std::time::Duration>,
 }
 
 fn yes() -> bool {
@@ -331,8 +343,34 @@ pub(super) fn validate(raw: RawConfig, file: &str, base: &Path) -> Result<Config
         safety: Safety {
             hard_stop_on_wrong_account: raw.safety.hard_stop_on_wrong_account.unwrap_or(true),
             quarantine_tenant: raw.safety.quarantine_tenant.unwrap_or(true),
+            spam_loop: spam_loop(&c, raw.safety.spam_loop, raw.version.referenced)?,
         },
     })
+}
+
+fn spam_loop(
+    c: &Checker,
+    raw: Option<RawSpamLoop>,
+    at: serde_saphyr::Location,
+) -> Result<Option<SpamLoop>, ConfigError> {
+    let d = SpamLoop::default();
+    let Some(r) = raw else { return Ok(Some(d)) };
+    if !r.enabled {
+        return Ok(None);
+    }
+    let max_repeats = r.max_repeats.unwrap_or(d.max_repeats);
+    if max_repeats == 0 {
+        return c.err(
+            at,
+            "safety.spam_loop.max_repeats",
+            "must be at least 1 (set enabled: false to turn the guard off)",
+        );
+    }
+    Ok(Some(SpamLoop {
+        actions: r.actions.unwrap_or(d.actions),
+        max_repeats,
+        within: r.within.unwrap_or(d.within),
+    }))
 }
 
 fn validate_tenants(c: &Checker, raw: Vec<Spanned<RawTenant>>) -> Result<Vec<Tenant>, ConfigError> {

@@ -1,0 +1,146 @@
+//! Live safety state: the active hard stops and the spam-loop windows, rebuilt from the journal.
+//!
+//! The journal is the truth; this is its in-memory index, so that each call's gates read
+//! memory instead of disk. Guards are synchronous and never held across `.await`.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, RwLock};
+
+use dashmap::DashMap;
+
+use crate::call::Denial;
+use crate::clock::Millis;
+use crate::config::{Action, Config};
+use crate::journal::{HardStop, HardStopKind, JournalError, Store};
+use crate::policy::spam::{self, Limits};
+
+type SpamKey = (String, Action, String);
+
+/// Active hard stops and recent side effects per (account, action, target).
+#[derive(Default)]
+pub struct SafetyState {
+    stops: RwLock<Arc<Vec<HardStop>>>,
+    windows: DashMap<SpamKey, VecDeque<Millis>>,
+    quarantine: bool,
+    limits: Option<(Vec<Action>, Limits)>,
+}
+
+/// A slot taken in a spam window; give it back with [`SafetyState::release`] if the call does
+/// not go ahead after all.
+#[derive(Debug)]
+pub struct Slot(SpamKey, Millis);
+
+impl SafetyState {
+    /// Loads active hard stops and re-fills the spam windows from recent dispatches.
+    pub fn load(cfg: &Config, journal: &dyn Store, now: Millis) -> Result<Self, JournalError> {
+        let limits = cfg.safety.spam_loop.as_ref().map(|s| {
+            (
+                s.actions.clone(),
+                Limits {
+                    max_repeats: s.max_repeats,
+                    within_ms: s.within.as_millis() as Millis,
+                },
+            )
+        });
+        let state = Self {
+            stops: RwLock::new(Arc::new(journal.hard_stops(false)?)),
+            windows: DashMap::new(),
+            quarantine: cfg.safety.quarantine_tenant && cfg.safety.hard_stop_on_wrong_account,
+            limits,
+        };
+        if let Some((actions, l)) = &state.limits {
+            let names: Vec<String> = actions.iter().map(|a| action_name(*a)).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            for d in journal.dispatches_since(now - l.within_ms, &names)? {
+                if let Some(a) = actions.iter().find(|a| action_name(**a) == d.action) {
+                    state
+                        .windows
+                        .entry((d.account, *a, d.target))
+                        .or_default()
+                        .push_back(d.at_ms);
+                }
+            }
+        }
+        Ok(state)
+    }
+
+    /// Active hard stops.
+    pub fn active(&self) -> Arc<Vec<HardStop>> {
+        self.stops.read().expect("stops lock").clone()
+    }
+
+    /// The wrong-account hard stop that quarantines `tenant`, if any.
+    pub fn quarantined(&self, tenant: &str) -> Option<HardStop> {
+        if !self.quarantine {
+            return None;
+        }
+        self.active()
+            .iter()
+            .find(|s| s.kind == HardStopKind::WrongAccount && s.tenant.as_deref() == Some(tenant))
+            .cloned()
+    }
+
+    /// The spam-loop hard stop on (account, target), if any.
+    pub fn spam_stop(&self, account: &str, target: &str) -> Option<HardStop> {
+        self.active()
+            .iter()
+            .find(|s| {
+                s.kind == HardStopKind::SpamLoop
+                    && s.account.as_deref() == Some(account)
+                    && s.target.as_deref() == Some(target)
+            })
+            .cloned()
+    }
+
+    pub fn add_stop(&self, stop: HardStop) {
+        let mut guard = self.stops.write().expect("stops lock");
+        let mut next = guard.as_ref().clone();
+        next.push(stop);
+        *guard = Arc::new(next);
+    }
+
+    pub fn remove_stop(&self, id: &str) {
+        let mut guard = self.stops.write().expect("stops lock");
+        let next: Vec<HardStop> = guard.iter().filter(|s| s.id != id).cloned().collect();
+        *guard = Arc::new(next);
+    }
+
+    /// Takes a slot in the (account, action, target) window, or refuses a spam loop. `Ok(None)`
+    /// when the guard does not watch this action.
+    pub fn reserve(
+        &self,
+        account: &str,
+        action: Action,
+        target: &str,
+        now: Millis,
+    ) -> Result<Option<Slot>, Denial> {
+        let Some((actions, limits)) = &self.limits else {
+            return Ok(None);
+        };
+        if !actions.contains(&action) {
+            return Ok(None);
+        }
+        let key = (account.to_string(), action, target.to_string());
+        let mut window = self.windows.entry(key.clone()).or_default();
+        spam::check(&mut window, now, limits)?;
+        window.push_back(now);
+        Ok(Some(Slot(key, now)))
+    }
+
+    /// Gives back a slot whose call did not run.
+    pub fn release(&self, slot: Slot) {
+        if let Some(mut w) = self.windows.get_mut(&slot.0)
+            && let Some(i) = w.iter().rposition(|&t| t == slot.1)
+        {
+            w.remove(i);
+        }
+    }
+}
+
+/// The config/wire name of an action.
+pub fn action_name(a: Action) -> String {
+    serde_json::to_value(a)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
