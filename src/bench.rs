@@ -80,11 +80,16 @@ fn free_port() -> Result<SocketAddr, String> {
 fn spawn(args: &[&str], env: &[(&str, &str)]) -> Result<Reaped, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(exe);
-    cmd.args(["--log-level", "warn"]).args(args).stdin(Stdio::null()).stdout(Stdio::null());
+    cmd.args(["--log-level", "warn"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.spawn().map(Reaped).map_err(|e| format!("cannot spawn {args:?}: {e}"))
+    cmd.spawn()
+        .map(Reaped)
+        .map_err(|e| format!("cannot spawn {args:?}: {e}"))
 }
 
 /// CPU time (user + system) of a process, from /proc/PID/stat, in seconds.
@@ -115,9 +120,11 @@ fn memory_mib(pid: u32, key: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with(key)).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
@@ -143,8 +150,17 @@ async fn connect(url: &str, token: Option<&str>) -> Result<Client, String> {
     }
     for _ in 0..100 {
         // Pooled connections for both paths, as a long-lived runner would hold them.
-        let http = reqwest::Client::builder().tcp_nodelay(true).build().map_err(|e| e.to_string())?;
-        match ().serve(StreamableHttpClientTransport::with_client(http, cfg.clone())).await {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| e.to_string())?;
+        match ()
+            .serve(StreamableHttpClientTransport::with_client(
+                http,
+                cfg.clone(),
+            ))
+            .await
+        {
             Ok(c) => return Ok(c),
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
@@ -167,10 +183,13 @@ async fn phase(clients: &[Client], tool: &'static str, phase: Duration, into: &m
                 let mut n = 0u64;
                 while Instant::now() < deadline {
                     let args = json!({"post_id": format!("bench-{w}-{n}")});
-                    let p = CallToolRequestParams::new(tool).with_arguments(args.as_object().cloned().unwrap_or_default());
+                    let p = CallToolRequestParams::new(tool)
+                        .with_arguments(args.as_object().cloned().unwrap_or_default());
                     let t = Instant::now();
                     match peer.call_tool(p).await {
-                        Ok(r) if r.is_error != Some(true) => lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32),
+                        Ok(r) if r.is_error != Some(true) => {
+                            lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32)
+                        }
                         _ => errors += 1,
                     }
                     n += 1;
@@ -198,7 +217,15 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     let (mcp, admin) = (free_port()?, free_port()?);
     let cfg_path = write_config(&dir, &up_url)?;
     let gateway = spawn(
-        &["serve", "--config", cfg_path.to_str().unwrap_or_default(), "--mcp-addr", &mcp.to_string(), "--admin-addr", &admin.to_string()],
+        &[
+            "serve",
+            "--config",
+            cfg_path.to_str().unwrap_or_default(),
+            "--mcp-addr",
+            &mcp.to_string(),
+            "--admin-addr",
+            &admin.to_string(),
+        ],
         &[("TOOLGATE_BENCH_TOKEN", TOKEN)],
     )?;
     wait_ready(admin).await?;
@@ -209,12 +236,26 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
 
     let mut rows = Vec::new();
     for &conc in &args.concurrency {
-        let direct: Vec<Client> = futures::future::try_join_all((0..conc).map(|_| connect(&up_url, None))).await?;
-        let proxied: Vec<Client> = futures::future::try_join_all((0..conc).map(|_| connect(&gw_url, Some(TOKEN)))).await?;
+        let direct: Vec<Client> =
+            futures::future::try_join_all((0..conc).map(|_| connect(&up_url, None))).await?;
+        let proxied: Vec<Client> =
+            futures::future::try_join_all((0..conc).map(|_| connect(&gw_url, Some(TOKEN)))).await?;
         let (mut d, mut p) = (Series::default(), Series::default());
         // Warm-up of both paths (connections, allocator, caches), not recorded.
-        phase(&direct, "get_post", Duration::from_millis(300), &mut Series::default()).await;
-        phase(&proxied, "up__get_post", Duration::from_millis(300), &mut Series::default()).await;
+        phase(
+            &direct,
+            "get_post",
+            Duration::from_millis(300),
+            &mut Series::default(),
+        )
+        .await;
+        phase(
+            &proxied,
+            "up__get_post",
+            Duration::from_millis(300),
+            &mut Series::default(),
+        )
+        .await;
         let mut gw_cpu = 0.0;
         let phase_len = Duration::from_millis(args.phase_ms);
         for _ in 0..args.rounds {
@@ -248,7 +289,11 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     });
     print_table(&report);
     if let Some(path) = args.json {
-        std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap_or_default()).map_err(|e| e.to_string())?;
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&report).unwrap_or_default(),
+        )
+        .map_err(|e| e.to_string())?;
     }
     drop((gateway, upstream));
     let _ = std::fs::remove_dir_all(&dir);
@@ -267,14 +312,26 @@ fn write_config(dir: &Path, up_url: &str) -> Result<PathBuf, String> {
 
 fn print_table(r: &Value) {
     println!("gateway idle RSS: {} MiB", r["gateway_idle_rss_mib"]);
-    println!("| conc | direct p50 µs | proxied p50 µs | added p50 | direct p99 µs | proxied p99 µs | added p99 | direct calls/s | proxied calls/s | ratio | gw CPU µs/call | gw peak RSS MiB | errors |");
+    println!(
+        "| conc | direct p50 µs | proxied p50 µs | added p50 | direct p99 µs | proxied p99 µs | added p99 | direct calls/s | proxied calls/s | ratio | gw CPU µs/call | gw peak RSS MiB | errors |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in r["results"].as_array().into_iter().flatten() {
         let (d, p) = (&row["direct"], &row["proxied"]);
         println!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            row["concurrency"], d["p50_us"], p["p50_us"], row["added_p50_us"], d["p99_us"], p["p99_us"], row["added_p99_us"],
-            d["calls_per_s"], p["calls_per_s"], row["throughput_ratio"], row["gateway_cpu_us_per_call"], row["gateway_peak_rss_mib"],
+            row["concurrency"],
+            d["p50_us"],
+            p["p50_us"],
+            row["added_p50_us"],
+            d["p99_us"],
+            p["p99_us"],
+            row["added_p99_us"],
+            d["calls_per_s"],
+            p["calls_per_s"],
+            row["throughput_ratio"],
+            row["gateway_cpu_us_per_call"],
+            row["gateway_peak_rss_mib"],
             d["errors"].as_u64().unwrap_or(0) + p["errors"].as_u64().unwrap_or(0),
         );
     }

@@ -1,13 +1,15 @@
 //! Forwarding one `tools/call` to its upstream: timeout, cancellation, and honest fault reporting.
 
+use rmcp::RoleClient;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult,
     CancelledNotificationParam, ClientRequest, RequestMetaObject, ServerResult,
 };
-use rmcp::service::{PeerRequestOptions, ServiceError};
+use rmcp::service::{Peer, PeerRequestOptions, ServiceError};
 use tokio_util::sync::CancellationToken;
 
-use super::Link;
+use super::http::HttpFault;
+use super::{Conn, Link};
 use crate::error::{GatewayError, UpstreamFault};
 
 impl Link {
@@ -21,19 +23,75 @@ impl Link {
         meta: RequestMetaObject,
         ct: &CancellationToken,
     ) -> Result<CallToolResponse, GatewayError> {
-        let fail = |fault: UpstreamFault, detail: String| GatewayError::Upstream {
+        let answer = match self.conn() {
+            None => Err(self.fail(
+                UpstreamFault::NotConnected,
+                "not connected (restarting)".into(),
+            )),
+            Some(Conn::Rmcp(peer)) => self.call_rmcp(&peer, params, meta, ct).await,
+            Some(Conn::Http(conn)) => match conn.call_tool(params, meta, ct).await {
+                Ok(r) => Ok(r),
+                Err(fault) => Err(self.http_fault(fault)),
+            },
+        }?;
+        match answer {
+            ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
+            ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
+            // Older servers may answer a content-free tool call with an empty result.
+            ServerResult::EmptyResult(_) => {
+                Ok(CallToolResponse::Complete(CallToolResult::success(vec![])))
+            }
+            other => Err(self.fail(
+                UpstreamFault::Protocol,
+                format!("unexpected response to tools/call: {}", kind(&other)),
+            )),
+        }
+    }
+
+    fn fail(&self, fault: UpstreamFault, detail: String) -> GatewayError {
+        GatewayError::Upstream {
             upstream: self.cfg.name.clone(),
             fault,
             // Conservative: only a request that never left may be sent again blindly.
             retryable: fault.never_delivered(),
             detail,
-        };
-        let Some(peer) = self.peer() else {
-            return Err(fail(
-                UpstreamFault::NotConnected,
-                "not connected (restarting)".into(),
-            ));
-        };
+        }
+    }
+
+    fn http_fault(&self, fault: HttpFault) -> GatewayError {
+        match fault {
+            HttpFault::NotSent(d) => {
+                self.fail(UpstreamFault::NotConnected, format!("not connected: {d}"))
+            }
+            e @ HttpFault::Expired => self.fail(UpstreamFault::NotConnected, e.to_string()),
+            HttpFault::Lost(d) => self.fail(
+                UpstreamFault::ConnectionLost,
+                format!("connection lost after the call was sent: {d}"),
+            ),
+            HttpFault::Protocol(d) => self.fail(UpstreamFault::Protocol, d),
+            HttpFault::Timeout(timeout) => self.fail(
+                UpstreamFault::Timeout(timeout),
+                format!("no answer within {timeout:?}"),
+            ),
+            HttpFault::Cancelled => {
+                self.fail(UpstreamFault::Cancelled, "cancelled by the runner".into())
+            }
+            HttpFault::Rpc(error) => GatewayError::UpstreamError {
+                upstream: self.cfg.name.clone(),
+                error,
+            },
+        }
+    }
+
+    /// The rmcp client path (child processes).
+    async fn call_rmcp(
+        &self,
+        peer: &Peer<RoleClient>,
+        params: CallToolRequestParams,
+        meta: RequestMetaObject,
+        ct: &CancellationToken,
+    ) -> Result<ServerResult, GatewayError> {
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
         let timeout = self.cfg.timeout;
         let handle = peer
@@ -42,7 +100,7 @@ impl Link {
                 PeerRequestOptions::with_timeout(timeout).with_meta(meta),
             )
             .await
-            .map_err(|e| fail(UpstreamFault::NotConnected, format!("not connected: {e}")))?;
+            .map_err(|e| self.fail(UpstreamFault::NotConnected, format!("not connected: {e}")))?;
         let id = handle.id.clone();
         // On timeout rmcp itself sends notifications/cancelled upstream; on a runner's
         // cancellation we send it, so the tool server can stop work nobody waits for.
@@ -52,38 +110,27 @@ impl Link {
                 let _ = peer
                     .notify_cancelled(CancelledNotificationParam::new(Some(id), Some("cancelled by the runner".into())))
                     .await;
-                return Err(fail(UpstreamFault::Cancelled, "cancelled by the runner".into()));
+                return Err(self.fail(UpstreamFault::Cancelled, "cancelled by the runner".into()));
             }
         };
-        match answer {
-            Ok(ServerResult::CallToolResult(r)) => Ok(CallToolResponse::Complete(r)),
-            Ok(ServerResult::InputRequiredResult(r)) => Ok(CallToolResponse::InputRequired(r)),
-            Ok(ServerResult::CreateTaskResult(r)) => Ok(CallToolResponse::Task(r)),
-            // Older servers may answer a content-free tool call with an empty result.
-            Ok(ServerResult::EmptyResult(_)) => {
-                Ok(CallToolResponse::Complete(CallToolResult::success(vec![])))
-            }
-            Ok(other) => Err(fail(
-                UpstreamFault::Protocol,
-                format!("unexpected response to tools/call: {}", kind(&other)),
-            )),
-            Err(ServiceError::Timeout { timeout }) => Err(fail(
+        answer.map_err(|e| match e {
+            ServiceError::Timeout { timeout } => self.fail(
                 UpstreamFault::Timeout(timeout),
                 format!("no answer within {timeout:?}"),
-            )),
-            Err(ServiceError::McpError(error)) => Err(GatewayError::UpstreamError {
+            ),
+            ServiceError::McpError(error) => GatewayError::UpstreamError {
                 upstream: self.cfg.name.clone(),
                 error,
-            }),
-            Err(ServiceError::Cancelled { reason }) => Err(fail(
+            },
+            ServiceError::Cancelled { reason } => self.fail(
                 UpstreamFault::Cancelled,
                 reason.unwrap_or_else(|| "cancelled".into()),
-            )),
-            Err(e) => Err(fail(
+            ),
+            e => self.fail(
                 UpstreamFault::ConnectionLost,
                 format!("connection lost after the call was sent: {e}"),
-            )),
-        }
+            ),
+        })
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod catalog;
 mod forward;
+pub mod http;
 mod supervisor;
 
 use std::sync::{Arc, RwLock};
@@ -29,6 +30,15 @@ pub enum Status {
     Stopped,
 }
 
+/// How calls reach a connected upstream.
+#[derive(Debug, Clone)]
+pub(crate) enum Conn {
+    /// rmcp's client (child processes over stdio).
+    Rmcp(Peer<RoleClient>),
+    /// toolgate's own Streamable HTTP client, driven by the calling task.
+    Http(Arc<http::HttpConn>),
+}
+
 /// The live side of one upstream.
 #[derive(Debug)]
 pub struct Link {
@@ -38,7 +48,7 @@ pub struct Link {
 
 #[derive(Debug)]
 struct LinkState {
-    peer: Option<Peer<RoleClient>>,
+    conn: Option<Conn>,
     tools: Arc<Vec<Tool>>,
     status: Status,
     last_error: Option<String>,
@@ -63,7 +73,7 @@ impl Link {
         Self {
             cfg,
             state: RwLock::new(LinkState {
-                peer: None,
+                conn: None,
                 tools: Arc::new(Vec::new()),
                 status: Status::Connecting,
                 last_error: None,
@@ -73,8 +83,8 @@ impl Link {
         }
     }
 
-    fn peer(&self) -> Option<Peer<RoleClient>> {
-        self.state.read().expect("link lock").peer.clone()
+    fn conn(&self) -> Option<Conn> {
+        self.state.read().expect("link lock").conn.clone()
     }
 
     fn tools(&self) -> Arc<Vec<Tool>> {

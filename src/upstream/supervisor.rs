@@ -6,17 +6,16 @@ use std::time::{Duration, Instant};
 
 use rmcp::{
     ClientHandler, RoleClient, ServiceExt,
-    model::{ClientCapabilities, ClientConfig, Implementation},
+    model::{ClientCapabilities, ClientConfig, Implementation, Tool},
     service::{NotificationContext, RunningService},
-    transport::{
-        StreamableHttpClientTransport, TokioChildProcess,
-        streamable_http_client::StreamableHttpClientTransportConfig,
-    },
+    transport::TokioChildProcess,
 };
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use super::{Link, Status, Upstreams};
+use super::http::{Endpoint, EventReader, HttpConn, HttpFault};
+use super::{Conn, Link, Status, Upstreams};
 use crate::config::UpstreamTransport;
 
 /// First restart delay; doubles per consecutive failure up to [`BACKOFF_CAP`].
@@ -28,6 +27,10 @@ const STABLE_AFTER: Duration = Duration::from_secs(10);
 const MIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a child gets to exit on its own after its stdin closes, before SIGTERM/kill.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often a Streamable HTTP upstream is pinged to check that it is alive.
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// Pause before reopening an HTTP upstream's GET event stream after it ended.
+const REOPEN_EVENTS_AFTER: Duration = Duration::from_secs(1);
 
 /// The MCP client side of one upstream connection; it only relays `tools/list_changed`.
 #[derive(Clone)]
@@ -51,6 +54,12 @@ impl ClientHandler for UpstreamClient {
 
 type Running = RunningService<RoleClient, UpstreamClient>;
 
+/// An established connection, by client kind.
+enum Connected {
+    Rmcp(Running),
+    Http(Arc<HttpConn>),
+}
+
 /// Jittered exponential backoff: uniformly within ±50% of the nominal delay, so restarts of
 /// many sidecars do not synchronise.
 fn backoff(failures: u32) -> Duration {
@@ -71,14 +80,20 @@ pub(super) async fn supervise(link: Arc<Link>, set: Weak<Upstreams>) {
         link.update(|s| s.status = Status::Connecting);
         let (refresh_tx, mut refresh_rx) = mpsc::channel(1);
         let connected = tokio::select! {
-            r = connect(&link, UpstreamClient { refresh: refresh_tx }) => r,
+            r = connect(&link, refresh_tx) => r,
             _ = shutdown.cancelled() => break,
         };
         let reason = match connected {
-            Ok(running) => {
+            Ok(connected) => {
                 let started = Instant::now();
-                let outcome =
-                    serve_connection(&link, &set, running, &mut refresh_rx, &shutdown).await;
+                let outcome = match connected {
+                    Connected::Rmcp(running) => {
+                        serve_connection(&link, &set, running, &mut refresh_rx, &shutdown).await
+                    }
+                    Connected::Http(conn) => {
+                        serve_http(&link, &set, conn, &mut refresh_rx, &shutdown).await
+                    }
+                };
                 if started.elapsed() >= STABLE_AFTER {
                     failures = 0;
                 }
@@ -90,7 +105,7 @@ pub(super) async fn supervise(link: Arc<Link>, set: Weak<Upstreams>) {
             Err(e) => e,
         };
         link.update(|s| {
-            s.peer = None;
+            s.conn = None;
             s.tools = Arc::new(Vec::new());
             s.status = Status::Backoff;
             s.last_error = Some(reason.clone());
@@ -109,7 +124,7 @@ pub(super) async fn supervise(link: Arc<Link>, set: Weak<Upstreams>) {
         }
     }
     link.update(|s| {
-        s.peer = None;
+        s.conn = None;
         s.status = Status::Stopped;
     });
     tracing::info!(upstream = %name, "upstream stopped");
@@ -132,17 +147,7 @@ async fn serve_connection(
             return Some(format!("tools/list failed: {e}"));
         }
     };
-    tracing::info!(upstream = %name, tools = tools.len(), "upstream connected");
-    link.update(|s| {
-        s.peer = Some(peer.clone());
-        s.tools = Arc::new(tools);
-        s.status = Status::Connected;
-        s.last_error = None;
-        s.connected_since = Some(Instant::now());
-    });
-    if let Some(set) = set.upgrade() {
-        set.rebuild();
-    }
+    install(link, set, Conn::Rmcp(peer.clone()), tools);
     let cancel = running.cancellation_token();
     let mut ended = Box::pin(running.waiting());
     loop {
@@ -155,13 +160,7 @@ async fn serve_connection(
             }
             Some(()) = refresh_rx.recv() => {
                 match list_tools(&peer, link.cfg.timeout).await {
-                    Ok(tools) => {
-                        tracing::info!(upstream = %name, tools = tools.len(), "upstream tool list changed");
-                        link.update(|s| s.tools = Arc::new(tools));
-                        if let Some(set) = set.upgrade() {
-                            set.rebuild();
-                        }
-                    }
+                    Ok(tools) => publish_tools(link, set, tools),
                     Err(e) => tracing::warn!(upstream = %name, error = %e, "tools/list refresh failed"),
                 }
             }
@@ -175,6 +174,135 @@ async fn serve_connection(
                 return None;
             }
         }
+    }
+}
+
+/// Publishes a freshly connected upstream: its connection, tools and status.
+fn install(link: &Arc<Link>, set: &Weak<Upstreams>, conn: Conn, tools: Vec<Tool>) {
+    tracing::info!(upstream = %link.cfg.name, tools = tools.len(), "upstream connected");
+    link.update(|s| {
+        s.conn = Some(conn);
+        s.tools = Arc::new(tools);
+        s.status = Status::Connected;
+        s.last_error = None;
+        s.connected_since = Some(Instant::now());
+    });
+    if let Some(set) = set.upgrade() {
+        set.rebuild();
+    }
+}
+
+/// Replaces an upstream's tools after `tools/list_changed` (or a new session).
+fn publish_tools(link: &Link, set: &Weak<Upstreams>, tools: Vec<Tool>) {
+    tracing::info!(upstream = %link.cfg.name, tools = tools.len(), "upstream tool list changed");
+    link.update(|s| s.tools = Arc::new(tools));
+    if let Some(set) = set.upgrade() {
+        set.rebuild();
+    }
+}
+
+/// Runs one Streamable HTTP connection: keeps its session, GET event stream and tool list
+/// current and checks that the upstream is alive. Returns why it ended, or `None` on shutdown.
+async fn serve_http(
+    link: &Arc<Link>,
+    set: &Weak<Upstreams>,
+    conn: Arc<HttpConn>,
+    refresh_rx: &mut mpsc::Receiver<()>,
+    shutdown: &CancellationToken,
+) -> Option<String> {
+    let name = &link.cfg.name;
+    let tools = match conn.list_tools().await {
+        Ok(t) => t,
+        Err(e) => {
+            conn.close().await;
+            return Some(format!("tools/list failed: {e}"));
+        }
+    };
+    install(link, set, Conn::Http(conn.clone()), tools);
+    let mut events: Option<EventReader> = None;
+    let mut reopen_at = Some(tokio::time::Instant::now());
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let next_event = async {
+            match events.as_mut() {
+                Some(r) => r.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        let reopen = async {
+            match reopen_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ev = next_event => match ev {
+                Ok(msg) => conn.on_server_message(msg),
+                Err(why) => {
+                    tracing::debug!(upstream = %name, %why, "GET event stream ended; reopening");
+                    events = None;
+                    reopen_at = Some(tokio::time::Instant::now() + REOPEN_EVENTS_AFTER);
+                }
+            },
+            _ = reopen => {
+                reopen_at = None;
+                match conn.open_events().await {
+                    Ok(Some(body)) => events = Some(EventReader::new(body)),
+                    Ok(None) => tracing::debug!(upstream = %name, "upstream offers no GET event stream"),
+                    Err(HttpFault::Expired) => conn.expired.notify_one(),
+                    Err(e @ HttpFault::NotSent(_)) => return Some(format!("upstream unreachable: {e}")),
+                    Err(e) => {
+                        tracing::warn!(upstream = %name, error = %e, "cannot open the GET event stream; relying on pings");
+                    }
+                }
+            }
+            _ = ping.tick() => {
+                if let Some(reason) = check_alive(&conn).await {
+                    return Some(reason);
+                }
+            }
+            _ = conn.trouble.notified() => {
+                if let Some(reason) = check_alive(&conn).await {
+                    return Some(reason);
+                }
+            }
+            _ = conn.expired.notified() => {
+                tracing::info!(upstream = %name, "upstream expired the session; re-initializing");
+                if let Err(e) = conn.initialize().await {
+                    return Some(format!("re-initialize failed: {e}"));
+                }
+                events = None;
+                reopen_at = Some(tokio::time::Instant::now());
+                match conn.list_tools().await {
+                    Ok(tools) => publish_tools(link, set, tools),
+                    Err(e) => tracing::warn!(upstream = %name, error = %e, "tools/list after re-initialize failed"),
+                }
+            }
+            Some(()) = refresh_rx.recv() => {
+                match conn.list_tools().await {
+                    Ok(tools) => publish_tools(link, set, tools),
+                    Err(e) => tracing::warn!(upstream = %name, error = %e, "tools/list refresh failed"),
+                }
+            }
+            _ = shutdown.cancelled() => {
+                conn.close().await;
+                return None;
+            }
+        }
+    }
+}
+
+/// Pings; `Some(reason)` when the upstream is down (an expired session is handled by the
+/// caller through `conn.expired`).
+async fn check_alive(conn: &HttpConn) -> Option<String> {
+    match conn.ping().await {
+        Ok(()) | Err(HttpFault::Expired) => None,
+        Err(HttpFault::Protocol(d)) => {
+            tracing::debug!(detail = %d, "odd answer to ping; the upstream is up");
+            None
+        }
+        Err(e) => Some(format!("ping failed: {e}")),
     }
 }
 
@@ -195,10 +323,10 @@ async fn list_tools(
 }
 
 /// Starts the transport and runs the MCP handshake.
-async fn connect(link: &Link, client: UpstreamClient) -> Result<Running, String> {
+async fn connect(link: &Link, refresh: mpsc::Sender<()>) -> Result<Connected, String> {
     let cfg = &link.cfg;
     let handshake = cfg.timeout.max(MIN_CONNECT_TIMEOUT);
-    let started = match &cfg.transport {
+    match &cfg.transport {
         UpstreamTransport::Command { argv, env, cwd } => {
             let program = if argv[0] == "toolgate" {
                 // The embedded default runs the demo upstream from this very binary.
@@ -218,44 +346,30 @@ async fn connect(link: &Link, client: UpstreamClient) -> Result<Running, String>
             if let Some(stderr) = stderr {
                 forward_stderr(cfg.name.clone(), stderr);
             }
-            tokio::time::timeout(handshake, client.serve(child)).await
+            match tokio::time::timeout(handshake, UpstreamClient { refresh }.serve(child)).await {
+                Ok(Ok(running)) => Ok(Connected::Rmcp(running)),
+                Ok(Err(e)) => Err(format!("handshake failed: {e}")),
+                Err(_) => Err(format!("handshake timed out after {handshake:?}")),
+            }
         }
         UpstreamTransport::Http {
             url,
             token_env,
             max_concurrent_requests,
         } => {
-            let mut tcfg = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-                .max_concurrent_requests(*max_concurrent_requests);
-            tcfg.reinit_on_expired_session = true;
-            if let Some(var) = token_env {
-                let token = std::env::var(var).map_err(|_| {
-                    format!("environment variable {var} (upstream bearer token) is not set")
-                })?;
-                tcfg = tcfg.auth_header(token);
+            let endpoint = Endpoint::new(
+                url,
+                token_env.as_deref(),
+                cfg.timeout,
+                *max_concurrent_requests,
+            )?;
+            match tokio::time::timeout(handshake, HttpConn::connect(endpoint, refresh)).await {
+                Ok(Ok(conn)) => Ok(Connected::Http(Arc::new(conn))),
+                Ok(Err(e)) => Err(format!("handshake failed: {e}")),
+                Err(_) => Err(format!("handshake timed out after {handshake:?}")),
             }
-            let transport = StreamableHttpClientTransport::with_client(http_client()?, tcfg);
-            tokio::time::timeout(handshake, client.serve(transport)).await
         }
-    };
-    match started {
-        Ok(Ok(running)) => Ok(running),
-        Ok(Err(e)) => Err(format!("handshake failed: {e}")),
-        Err(_) => Err(format!("handshake timed out after {handshake:?}")),
     }
-}
-
-/// The HTTP client for Streamable HTTP upstreams. rmcp's default client disables connection
-/// pooling, which costs a TCP handshake (and a socket in TIME_WAIT) per call; the pool here
-/// keeps connections to the upstream warm. Redirects are not followed: an upstream URL that
-/// redirects is a configuration error to fix, not something to chase with a bearer token.
-pub(crate) fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .pool_idle_timeout(Duration::from_secs(30))
-        .tcp_nodelay(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| format!("cannot build HTTP client: {e}"))
 }
 
 /// Relays a child's stderr into our logs, line by line, tagged with the upstream's name.
