@@ -6,6 +6,7 @@
 //!
 //! - [`config`]: the gateway's YAML file, raw → validated, with file:line:column errors.
 //! - [`server`]: binds the MCP and admin listeners, builds the shared handles, shuts down.
+//! - [`fastpath`]: a plain `tools/call` POST straight to the pipeline, bypassing rmcp's tasks.
 //! - [`transport`]: the rmcp `ServerHandler` edge: MCP requests in, JSON-RPC results out.
 //! - [`session`]: bearer token → [`call::Caller`]; nothing else.
 //! - [`upstream`]: tool servers (child processes or Streamable HTTP), supervision, catalog.
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod fastpath;
 pub mod journal;
 pub mod pipeline;
 pub mod policy;

@@ -17,12 +17,12 @@ use rmcp::transport::streamable_http_server::{
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower::Service;
 
 use crate::admin::{self, AdminState, Body, error_response};
 use crate::call::Caller;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::fastpath::FastPath;
 use crate::journal::sqlite::SqliteJournal;
 use crate::pipeline::Pipeline;
 use crate::safety::SafetyState;
@@ -164,13 +164,22 @@ impl HttpServer {
             // A sidecar is addressed by container or service name; the bearer token, not the
             // Host header, is what keeps other callers out.
             .disable_allowed_hosts();
+        let sessions = Arc::new(LocalSessionManager::default());
+        let fast = Arc::new(FastPath::new(
+            core.pipeline.clone(),
+            sessions.clone(),
+            core.listeners.clone(),
+            &mcp_config,
+            &gateway,
+        ));
         let mcp_service: StreamableHttpService<Gateway, LocalSessionManager> =
-            StreamableHttpService::new(move || Ok(gateway.clone()), Default::default(), mcp_config);
+            StreamableHttpService::new(move || Ok(gateway.clone()), sessions, mcp_config);
         let auth = Arc::new(auth);
         let mcp_handler = move |req: Request<Incoming>| {
             let auth = auth.clone();
+            let fast = fast.clone();
             let mut svc = mcp_service.clone();
-            async move { Ok::<_, Infallible>(route_mcp(&auth, &mut svc, req).await) }
+            async move { Ok::<_, Infallible>(route_mcp(&auth, &fast, &mut svc, req).await) }
         };
         let admin_state = Arc::new(AdminState {
             cfg: core.cfg.clone(),
@@ -231,11 +240,13 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Start
         .map_err(|source| StartError::Bind { what, addr, source })
 }
 
-/// Authenticates, then hands `/mcp` to rmcp; everything else is a JSON 404.
+/// Authenticates, then serves `/mcp` (plain `tools/call` inline, the rest through rmcp);
+/// everything else is a JSON 404.
 async fn route_mcp(
     auth: &Authenticator,
+    fast: &FastPath,
     svc: &mut StreamableHttpService<Gateway, LocalSessionManager>,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Response<Body> {
     if req.uri().path() != "/mcp" {
         return error_response(
@@ -249,13 +260,7 @@ async fn route_mcp(
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes());
     match auth.authenticate(presented) {
-        Ok(caller) => {
-            req.extensions_mut().insert(caller);
-            match svc.call(req).await {
-                Ok(resp) => resp,
-                Err(never) => match never {},
-            }
-        }
+        Ok(caller) => fast.serve(caller, req, svc).await,
         Err(e) => {
             let mut resp = error_response(StatusCode::UNAUTHORIZED, e.code(), &e.to_string());
             resp.headers_mut().insert(

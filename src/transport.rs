@@ -1,6 +1,8 @@
 //! The MCP edge: an rmcp `ServerHandler` that lists the merged catalog and hands calls to the pipeline.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
 
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
@@ -20,6 +22,51 @@ use crate::upstream::Upstreams;
 pub struct Listeners {
     next: std::sync::atomic::AtomicU64,
     peers: Mutex<Vec<(u64, Peer<RoleServer>)>>,
+    /// Initialized HTTP sessions by `Mcp-Session-Id`, for the `tools/call` fast path.
+    pub sessions: SessionPeers,
+}
+
+/// One initialized HTTP session as the fast path needs it.
+pub struct SessionPeer {
+    /// rmcp's peer of the session: its negotiated version and capabilities.
+    pub peer: Peer<RoleServer>,
+    /// When the fast path last reset rmcp's idle timer of the session (ms since start).
+    pub touched_ms: AtomicU64,
+}
+
+/// HTTP sessions that completed the handshake, by `Mcp-Session-Id`.
+#[derive(Default)]
+pub struct SessionPeers {
+    map: RwLock<HashMap<Arc<str>, Arc<SessionPeer>>>,
+}
+
+impl SessionPeers {
+    fn register(&self, id: &str, peer: Peer<RoleServer>) {
+        let mut map = self.map.write().expect("sessions lock");
+        // Forget sessions whose service loop has ended.
+        map.retain(|_, s| !s.peer.is_transport_closed());
+        map.insert(
+            id.into(),
+            Arc::new(SessionPeer {
+                peer,
+                touched_ms: AtomicU64::new(0),
+            }),
+        );
+    }
+
+    /// The session with this id, if it completed the handshake and is still open.
+    pub fn get(&self, id: &str) -> Option<Arc<SessionPeer>> {
+        let s = self.map.read().expect("sessions lock").get(id).cloned()?;
+        if s.peer.is_transport_closed() {
+            self.forget(id);
+            return None;
+        }
+        Some(s)
+    }
+
+    pub fn forget(&self, id: &str) {
+        self.map.write().expect("sessions lock").remove(id);
+    }
 }
 
 impl Listeners {
@@ -138,6 +185,16 @@ impl ServerHandler for Gateway {
     }
 
     async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {
+        let session = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok());
+        if self.fixed_caller.is_none()
+            && let Some(id) = session
+        {
+            self.listeners.sessions.register(id, ctx.peer.clone());
+        }
         self.listeners.add(ctx.peer);
     }
 }

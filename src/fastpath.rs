@@ -1,0 +1,617 @@
+//! The `tools/call` fast path: a plain POST runs the pipeline in the connection's own task.
+//!
+//! rmcp serves a session's `tools/call` through its session worker, the session's service
+//! loop and a handler task, each a wake-up (often on another thread), then streams the answer
+//! back as SSE. For the one request shape that dominates a gateway's traffic (a single
+//! JSON-RPC `tools/call` POST that passes every check rmcp makes) this module does what rmcp
+//! would do, inline: the same validation outcome, the same handler semantics (negotiated
+//! version, legacy result shape, tasks capability, error codes, HTTP status) and the same
+//! JSON-RPC envelope, answered as one `application/json` body (or one SSE event when the
+//! client prefers `text/event-stream`).
+//!
+//! Everything else — initialize, notifications other than the cancellation of a fast-path
+//! call, `tools/list`, GET, DELETE, batches, and every request that would fail a check —
+//! goes to rmcp unchanged, so its error answers stay rmcp's own.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use rmcp::ServerHandler;
+use rmcp::model::{
+    CallToolResponse, ClientCapabilities, ClientJsonRpcMessage, ClientNotification, ClientRequest,
+    ErrorCode, ErrorData, GetMeta, JsonRpcMessage, ProtocolVersion, RequestId,
+    ServerJsonRpcMessage, ServerResult,
+};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+use tower::Service;
+
+use crate::admin::Body;
+use crate::call::Caller;
+use crate::pipeline::Pipeline;
+use crate::transport::{Gateway, Listeners};
+
+const JSON: &str = "application/json";
+const EVENT_STREAM: &str = "text/event-stream";
+const HEADER_SESSION_ID: &str = "mcp-session-id";
+const HEADER_PROTOCOL_VERSION: &str = "mcp-protocol-version";
+const HEADER_METHOD: &str = "mcp-method";
+const HEADER_NAME: &str = "mcp-name";
+const HEADER_PARAM_PREFIX: &str = "mcp-param-";
+const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+/// rmcp's session worker closes a session after this long without an event (its default
+/// `SessionConfig::keep_alive` is 300 s); fast-path calls bypass the worker, so they nudge it.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// In-flight fast-path calls a `notifications/cancelled` may name.
+type InFlightKey = (Arc<str>, Option<Arc<str>>, RequestId);
+
+/// Shared state of the fast path.
+pub struct FastPath {
+    pipeline: Arc<Pipeline>,
+    sessions: Arc<LocalSessionManager>,
+    listeners: Arc<Listeners>,
+    max_body: usize,
+    /// The server-side config matches what this module mirrors; otherwise all goes to rmcp.
+    enabled: bool,
+    /// Whether the handler accepts 2026-07-28 per-request negotiation.
+    stateless_ok: bool,
+    in_flight: Mutex<HashMap<InFlightKey, (u64, CancellationToken)>>,
+    next_ticket: AtomicU64,
+    started: Instant,
+}
+
+/// What to do with a request the fast path did not answer.
+enum Pass {
+    /// Headers ruled it out; the body is untouched.
+    Untouched(Request<Incoming>),
+    /// The body was read; rmcp gets it back whole.
+    Buffered(Request<Full<Bytes>>),
+}
+
+/// How the answer to one fast-path call is shaped, as rmcp's handler would shape it.
+struct Shape {
+    /// 2026-07-28 or later was negotiated (per request or for the session).
+    modern: bool,
+    /// The stateless route, whose JSON-RPC errors map to HTTP statuses.
+    stateless: bool,
+    caps: Option<ClientCapabilities>,
+}
+
+impl FastPath {
+    /// `config` is the rmcp service's config: the fast path switches itself off when it
+    /// asks for anything this module does not mirror.
+    pub fn new(
+        pipeline: Arc<Pipeline>,
+        sessions: Arc<LocalSessionManager>,
+        listeners: Arc<Listeners>,
+        config: &StreamableHttpServerConfig,
+        gateway: &Gateway,
+    ) -> Self {
+        let enabled = config.legacy_session_mode
+            && config.json_response
+            && config.allowed_hosts.is_empty()
+            && config.allowed_origins.is_empty()
+            && config.session_store.is_none()
+            && !config.stateless_protocol_metadata_required;
+        if !enabled {
+            tracing::info!(
+                "tools/call fast path off: the MCP service config differs from what it mirrors"
+            );
+        }
+        let stateless_ok = gateway
+            .supported_protocol_versions()
+            .contains(&ProtocolVersion::V_2026_07_28);
+        Self {
+            pipeline,
+            sessions,
+            listeners,
+            max_body: config.max_request_body_bytes,
+            enabled,
+            stateless_ok,
+            in_flight: Mutex::new(HashMap::new()),
+            next_ticket: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    /// Answers an authenticated `/mcp` request: inline when it is a plain `tools/call` (or
+    /// the cancellation of one), else through rmcp.
+    pub async fn serve(
+        &self,
+        caller: Caller,
+        mut req: Request<Incoming>,
+        svc: &mut StreamableHttpService<Gateway, LocalSessionManager>,
+    ) -> Response<Body> {
+        let pass = match self.try_serve(&caller, req) {
+            Ok(fut) => match fut.await {
+                Ok(resp) => return resp,
+                Err(pass) => pass,
+            },
+            Err(untouched) => Pass::Untouched(untouched),
+        };
+        match pass {
+            Pass::Untouched(r) => {
+                req = r;
+                req.extensions_mut().insert(caller);
+                match svc.call(req).await {
+                    Ok(resp) => resp,
+                    Err(never) => match never {},
+                }
+            }
+            Pass::Buffered(mut r) => {
+                r.extensions_mut().insert(caller);
+                svc.handle(r).await
+            }
+        }
+    }
+
+    /// Header checks that need no body; `Err` hands the request back untouched.
+    #[allow(clippy::result_large_err)]
+    fn try_serve<'a>(
+        &'a self,
+        caller: &'a Caller,
+        req: Request<Incoming>,
+    ) -> Result<impl Future<Output = Result<Response<Body>, Pass>> + 'a, Request<Incoming>> {
+        if !self.enabled
+            || req.method() != Method::POST
+            || !self.headers_fit(req.headers(), req.uri())
+        {
+            return Err(req);
+        }
+        // A declared length within the limit: oversized and chunked bodies go to rmcp, whose
+        // answers to them (413 and friends) stay its own.
+        let fits = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|len| len <= self.max_body);
+        if !fits {
+            return Err(req);
+        }
+        Ok(self.read_and_serve(caller, req))
+    }
+
+    /// What rmcp checks before reading the body, for the happy path only.
+    fn headers_fit(&self, h: &HeaderMap, uri: &http::Uri) -> bool {
+        // Host must parse (rmcp answers 400 otherwise); no Origin (rmcp may validate it).
+        let host_ok = match h.get(header::HOST) {
+            Some(v) => v
+                .to_str()
+                .ok()
+                .is_some_and(|s| http::uri::Authority::try_from(s).is_ok()),
+            None => uri.authority().is_some(),
+        };
+        let content_type_ok = h
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split_once(';')
+                    .map_or(v, |(essence, _)| essence)
+                    .trim()
+                    .eq_ignore_ascii_case(JSON)
+            });
+        host_ok && content_type_ok && !h.contains_key(header::ORIGIN) && accepts(h).is_some()
+    }
+
+    async fn read_and_serve(
+        &self,
+        caller: &Caller,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, Pass> {
+        let (parts, body) = req.into_parts();
+        let bytes = match http_body_util::Limited::new(body, self.max_body)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                // The same answer rmcp gives when the body cannot be read.
+                return Ok(plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("Failed to read request body: {e}"),
+                ));
+            }
+        };
+        let buffered =
+            |bytes: Bytes| Pass::Buffered(Request::from_parts(parts.clone(), Full::new(bytes)));
+        let Ok(message) = serde_json::from_slice::<ClientJsonRpcMessage>(&bytes) else {
+            return Err(buffered(bytes));
+        };
+        match message {
+            JsonRpcMessage::Request(r)
+                if matches!(r.request, ClientRequest::CallToolRequest(_)) =>
+            {
+                match self.call(caller, &parts.headers, r).await {
+                    Some(resp) => Ok(resp),
+                    None => Err(buffered(bytes)),
+                }
+            }
+            JsonRpcMessage::Notification(n) => {
+                if let ClientNotification::CancelledNotification(c) = &n.notification
+                    && let Some(id) = &c.params.request_id
+                    && self.cancel(caller, &parts.headers, id)
+                {
+                    return Ok(accepted());
+                }
+                Err(buffered(bytes))
+            }
+            _ => Err(buffered(bytes)),
+        }
+    }
+
+    /// Cancels a fast-path call in flight; false when no such call is known.
+    fn cancel(&self, caller: &Caller, h: &HeaderMap, id: &RequestId) -> bool {
+        let key = (caller.tenant.clone(), session_header(h), id.clone());
+        match self.in_flight.lock().expect("in-flight lock").get(&key) {
+            Some((_, ct)) => {
+                ct.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs one `tools/call`, or `None` when rmcp must answer it (anything but the happy path).
+    async fn call(
+        &self,
+        caller: &Caller,
+        h: &HeaderMap,
+        request: rmcp::model::JsonRpcRequest<ClientRequest>,
+    ) -> Option<Response<Body>> {
+        let id = request.id;
+        let mut inner = request.request;
+        let meta = std::mem::take(inner.get_meta_mut());
+        let ClientRequest::CallToolRequest(call) = inner else {
+            return None;
+        };
+        let params = call.params;
+        let header_version = match h.get(HEADER_PROTOCOL_VERSION) {
+            Some(v) => Some(v.to_str().ok()?),
+            None => None,
+        };
+        let session = session_header(h);
+        let shape = if meta.0.contains_key(META_PROTOCOL_VERSION) {
+            // The stateless 2026-07-28 route: full per-request metadata, matching header.
+            let version = meta.protocol_version()?;
+            if !self.stateless_ok
+                || version != ProtocolVersion::V_2026_07_28
+                || header_version != Some(version.as_str())
+                || !meta
+                    .missing_required_keys(&ProtocolVersion::V_2026_07_28)
+                    .is_empty()
+                || !standard_headers_fit(h, &params.name)
+            {
+                return None;
+            }
+            Shape {
+                modern: true,
+                stateless: true,
+                caps: meta.client_capabilities(),
+            }
+        } else {
+            // The session route: an initialized session, a legacy version header (or none).
+            if let Some(v) = header_version
+                && !(v < ProtocolVersion::V_2026_07_28.as_str()
+                    && ProtocolVersion::KNOWN_VERSIONS
+                        .iter()
+                        .any(|k| k.as_str() == v))
+            {
+                return None;
+            }
+            let sid = session.as_ref()?;
+            let handle = self.sessions.sessions.read().await.get(sid).cloned()?;
+            let known = self.listeners.sessions.get(sid)?;
+            let info = known.peer.peer_info()?;
+            let now = self.started.elapsed().as_millis() as u64;
+            let last = known.touched_ms.load(Ordering::Relaxed);
+            if now.saturating_sub(last) >= TOUCH_EVERY.as_millis() as u64 {
+                known.touched_ms.store(now, Ordering::Relaxed);
+                // Any session event resets rmcp's idle timer; closing a response channel
+                // that does not exist is one that changes nothing else.
+                tokio::spawn(async move {
+                    let _ = handle.close_request_wise_channel(u64::MAX).await;
+                });
+            }
+            Shape {
+                modern: info.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str(),
+                stateless: false,
+                caps: meta
+                    .client_capabilities()
+                    .or_else(|| Some(info.capabilities.clone())),
+            }
+        };
+        let prefers_sse = accepts(h).unwrap_or(false);
+
+        let ct = CancellationToken::new();
+        let key = (caller.tenant.clone(), session, id.clone());
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let registered = {
+            let mut map = self.in_flight.lock().expect("in-flight lock");
+            // Two in-flight calls with one id: only the first can be cancelled by id.
+            match map.entry(key.clone()) {
+                std::collections::hash_map::Entry::Occupied(_) => false,
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((ticket, ct.clone()));
+                    true
+                }
+            }
+        };
+        let _guard = registered.then(|| InFlightGuard {
+            fast: self,
+            key,
+            ticket,
+        });
+        // `meta` is the whole request `_meta`, as rmcp hands it to the handler.
+        let answer = self.pipeline.call_tool(caller, params, meta, ct).await;
+        Some(respond(&shape, shape.message(answer, id), prefers_sse))
+    }
+}
+
+impl Shape {
+    /// What rmcp's `ServerHandler` dispatch makes of the handler's answer.
+    fn message(
+        &self,
+        answer: Result<CallToolResponse, ErrorData>,
+        id: RequestId,
+    ) -> ServerJsonRpcMessage {
+        let result = answer.and_then(|response| {
+            let declared_tasks = self.caps.as_ref().is_some_and(|c| c.supports_tasks());
+            if matches!(response, CallToolResponse::Task(_)) && !declared_tasks {
+                return Err(ErrorData::missing_required_client_capability(
+                    ClientCapabilities::builder().enable_tasks().build(),
+                ));
+            }
+            let mut result = ServerResult::from(response);
+            if matches!(result, ServerResult::InputRequiredResult(_)) && !self.modern {
+                return Err(ErrorData::invalid_request(
+                    "InputRequiredResult requires negotiated protocol version 2026-07-28 or newer",
+                    None,
+                ));
+            }
+            if self.modern {
+                result.fill_missing_cache_hints();
+            } else {
+                result.strip_result_type_for_legacy_peer();
+                result.strip_non_object_output_for_legacy_peer();
+            }
+            Ok(result)
+        });
+        match result {
+            Ok(r) => ServerJsonRpcMessage::response(r, id),
+            Err(mut e) => {
+                if self.modern && e.code == ErrorCode::RESOURCE_NOT_FOUND {
+                    e.code = ErrorCode::INVALID_PARAMS;
+                }
+                ServerJsonRpcMessage::error(e, Some(id))
+            }
+        }
+    }
+
+    /// rmcp's HTTP status for a stateless answer; session answers are always 200.
+    fn status_of(&self, message: &ServerJsonRpcMessage) -> StatusCode {
+        let ServerJsonRpcMessage::Error(e) = message else {
+            return StatusCode::OK;
+        };
+        if !self.stateless {
+            return StatusCode::OK;
+        }
+        match e.error.code {
+            ErrorCode::UNSUPPORTED_PROTOCOL_VERSION
+            | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY
+            | ErrorCode::HEADER_MISMATCH => StatusCode::BAD_REQUEST,
+            ErrorCode::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+            _ => StatusCode::OK,
+        }
+    }
+}
+
+fn respond(shape: &Shape, message: ServerJsonRpcMessage, prefers_sse: bool) -> Response<Body> {
+    let status = shape.status_of(&message);
+    let json = match serde_json::to_vec(&message) {
+        Ok(j) => j,
+        Err(e) => {
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Encounter an error when serialize json response: {e}"),
+            );
+        }
+    };
+    let mut resp = if prefers_sse && status == StatusCode::OK {
+        let mut body = Vec::with_capacity(json.len() + 8);
+        body.extend_from_slice(b"data: ");
+        body.extend_from_slice(&json);
+        body.extend_from_slice(b"\n\n");
+        let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(EVENT_STREAM));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        r
+    } else {
+        let mut r = Response::new(Full::new(Bytes::from(json)).boxed());
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+        r
+    };
+    *resp.status_mut() = status;
+    resp
+}
+
+/// Removes a call from the in-flight map however its future ends.
+struct InFlightGuard<'a> {
+    fast: &'a FastPath,
+    key: InFlightKey,
+    ticket: u64,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.fast.in_flight.lock().expect("in-flight lock");
+        if map.get(&self.key).is_some_and(|(t, _)| *t == self.ticket) {
+            map.remove(&self.key);
+        }
+    }
+}
+
+fn session_header(h: &HeaderMap) -> Option<Arc<str>> {
+    h.get(HEADER_SESSION_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(Arc::from)
+}
+
+fn plain(status: StatusCode, text: String) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(text)).boxed());
+    *r.status_mut() = status;
+    r
+}
+
+fn accepted() -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::new()).boxed());
+    *r.status_mut() = StatusCode::ACCEPTED;
+    r
+}
+
+/// SEP-2243 headers of a 2026-07-28 `tools/call`, in the one form rmcp accepts without
+/// decoding: exactly one `Mcp-Method: tools/call`, exactly one plain `Mcp-Name` equal to the
+/// tool name, and no `Mcp-Param-*` (rmcp skips those without a tool schema, which the
+/// gateway does not give it; anything unusual goes to rmcp anyway).
+fn standard_headers_fit(h: &HeaderMap, name: &str) -> bool {
+    let single = |n: &str| {
+        let mut all = h.get_all(n).iter();
+        match (all.next(), all.next()) {
+            (Some(v), None) => v.to_str().ok(),
+            _ => None,
+        }
+    };
+    let method_ok = single(HEADER_METHOD) == Some("tools/call");
+    let name_ok = single(HEADER_NAME).is_some_and(|v| v == name && !v.starts_with("=?base64?"));
+    let no_params = !h
+        .keys()
+        .any(|k| k.as_str().starts_with(HEADER_PARAM_PREFIX));
+    method_ok && name_ok && no_params
+}
+
+/// rmcp requires `Accept` to list both `application/json` and `text/event-stream` (an
+/// explicit `q=0` excludes a type). `None` when it does not; else whether the client ranks
+/// `text/event-stream` strictly above `application/json`.
+fn accepts(h: &HeaderMap) -> Option<bool> {
+    let (mut json, mut sse): (Option<f32>, Option<f32>) = (None, None);
+    for value in h.get_all(header::ACCEPT).iter() {
+        let Ok(value) = value.to_str() else {
+            continue;
+        };
+        for entry in split_unquoted(value, ',') {
+            let mut parts = split_unquoted(entry, ';');
+            let Some(essence) = parts.next().map(str::trim) else {
+                continue;
+            };
+            let mut q = 1.0f32;
+            let mut excluded = false;
+            for p in parts {
+                let Some((n, v)) = p.split_once('=') else {
+                    continue;
+                };
+                if n.trim().eq_ignore_ascii_case("q") {
+                    let v = v.trim();
+                    if !quality_is_acceptable(v) {
+                        excluded = true;
+                    } else if let Ok(parsed) = v.parse::<f32>() {
+                        q = parsed;
+                    }
+                }
+            }
+            if excluded {
+                continue;
+            }
+            if essence.eq_ignore_ascii_case(JSON) {
+                json = Some(json.map_or(q, |old: f32| old.max(q)));
+            } else if essence.eq_ignore_ascii_case(EVENT_STREAM) {
+                sse = Some(sse.map_or(q, |old: f32| old.max(q)));
+            }
+        }
+    }
+    match (json, sse) {
+        (Some(j), Some(s)) => Some(s > j),
+        _ => None,
+    }
+}
+
+/// rmcp's `split_unquoted`: delimiters inside quoted strings do not split.
+fn split_unquoted(value: &str, delimiter: char) -> impl Iterator<Item = &str> {
+    let mut quoted = false;
+    let mut escaped = false;
+    value.split(move |c| {
+        if escaped {
+            escaped = false;
+        } else if quoted && c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            quoted = !quoted;
+        } else if !quoted && c == delimiter {
+            return true;
+        }
+        false
+    })
+}
+
+/// rmcp's `quality_is_acceptable`: only an explicit zero weight excludes a media range.
+fn quality_is_acceptable(quality: &str) -> bool {
+    let (whole, fraction) = quality.split_once('.').unwrap_or((quality, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|d| d.is_ascii_digit()) {
+        return true;
+    }
+    whole != "0" || fraction.bytes().any(|d| d != b'0')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn accept_needs_both_types_and_ranks_them() {
+        assert_eq!(
+            accepts(&accept("application/json, text/event-stream")),
+            Some(false)
+        );
+        assert_eq!(
+            accepts(&accept("text/event-stream, application/json")),
+            Some(false)
+        );
+        assert_eq!(
+            accepts(&accept("text/event-stream, application/json;q=0.5")),
+            Some(true)
+        );
+        assert_eq!(accepts(&accept("application/json")), None);
+        assert_eq!(
+            accepts(&accept("application/json, text/event-stream;q=0")),
+            None
+        );
+        assert_eq!(accepts(&accept("*/*")), None);
+    }
+
+    #[test]
+    fn standard_headers_must_be_plain_and_match() {
+        let mut h = HeaderMap::new();
+        h.insert(HEADER_METHOD, HeaderValue::from_static("tools/call"));
+        h.insert(HEADER_NAME, HeaderValue::from_static("a__get_post"));
+        assert!(standard_headers_fit(&h, "a__get_post"));
+        assert!(!standard_headers_fit(&h, "a__other"));
+        h.append(HEADER_NAME, HeaderValue::from_static("a__get_post"));
+        assert!(!standard_headers_fit(&h, "a__get_post"));
+    }
+}
