@@ -175,6 +175,7 @@ impl HttpServer {
         let mcp_service: StreamableHttpService<Gateway, LocalSessionManager> =
             StreamableHttpService::new(move || Ok(gateway.clone()), sessions, mcp_config);
         let auth = Arc::new(auth);
+        let admin_auth = auth.clone();
         let mcp_handler = move |req: Request<Incoming>| {
             let auth = auth.clone();
             let fast = fast.clone();
@@ -184,6 +185,10 @@ impl HttpServer {
         let admin_state = Arc::new(AdminState {
             cfg: core.cfg.clone(),
             upstreams: core.upstreams.clone(),
+            auth: admin_auth,
+            journal: core.journal.clone(),
+            safety: core.safety.clone(),
+            clock: core.clock.clone(),
         });
         let admin_handler = move |req: Request<Incoming>| {
             let state = admin_state.clone();

@@ -1,4 +1,6 @@
-//! The admin listener: liveness, readiness (and later status, metrics, export, events).
+//! The admin listener: liveness, readiness, and the operator endpoints for safety.
+
+mod ops;
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -6,14 +8,21 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
 use serde_json::{Value, json};
 
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::journal::Store;
+use crate::safety::SafetyState;
+use crate::session::Authenticator;
 use crate::upstream::{Status, Upstreams};
 
 /// The body type of every response toolgate itself builds (the same as rmcp's).
 pub type Body = BoxBody<Bytes, Infallible>;
+
+/// Largest request body an admin endpoint reads.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
 
 /// A JSON response with the given status.
 pub fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
@@ -34,23 +43,140 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
 pub struct AdminState {
     pub cfg: Arc<Config>,
     pub upstreams: Arc<Upstreams>,
+    pub auth: Arc<Authenticator>,
+    pub journal: Arc<dyn Store>,
+    pub safety: Arc<SafetyState>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Who is calling an admin endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    Admin,
+    Tenant(String),
+    Nobody,
+}
+
+impl Who {
+    /// Whether this caller may see data of `tenant` (`None`: not tied to a tenant, admin only).
+    pub fn sees(&self, tenant: Option<&str>) -> bool {
+        match self {
+            Who::Admin => true,
+            Who::Tenant(t) => tenant == Some(t.as_str()),
+            Who::Nobody => false,
+        }
+    }
+}
+
+fn who(auth: &Authenticator, req: &Request<hyper::body::Incoming>) -> Who {
+    let h = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    if auth.is_admin(h) {
+        return Who::Admin;
+    }
+    match auth.authenticate(h) {
+        Ok(c) => Who::Tenant(c.tenant.to_string()),
+        Err(_) => Who::Nobody,
+    }
 }
 
 /// Routes one admin request.
-pub async fn route<B>(state: Arc<AdminState>, req: Request<B>) -> Response<Body> {
-    match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => json_response(StatusCode::OK, &json!({"status": "ok"})),
-        (&Method::GET, "/readyz") => readyz(&state),
-        (_, "/healthz" | "/readyz") => error_response(
+pub async fn route(state: Arc<AdminState>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let segments: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let method = req.method().clone();
+    match (&method, segs.as_slice()) {
+        (&Method::GET, ["healthz"]) => json_response(StatusCode::OK, &json!({"status": "ok"})),
+        (&Method::GET, ["readyz"]) => readyz(&state),
+        (_, ["healthz"] | ["readyz"]) => error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "use GET",
         ),
-        (_, path) => error_response(
+        (&Method::GET, ["v1", "hard-stops"]) => match who(&state.auth, &req) {
+            Who::Nobody => unauthorized("an admin or tenant token"),
+            w => ops::list_hard_stops(&state, &w, &query),
+        },
+        (&Method::POST, ["v1", "hard-stops", id, "clear"]) => {
+            let id = id.to_string();
+            match admin_body(&state, req).await {
+                Ok(body) => ops::clear_hard_stop(&state, &id, &body).await,
+                Err(resp) => resp,
+            }
+        }
+        (&Method::POST, ["v1", "idempotency", tenant, key, "resolve"]) => {
+            let (tenant, key) = (tenant.to_string(), key.to_string());
+            match admin_body(&state, req).await {
+                Ok(body) => ops::resolve_key(&state, &tenant, &key, &body).await,
+                Err(resp) => resp,
+            }
+        }
+        _ => error_response(
             StatusCode::NOT_FOUND,
             "not_found",
-            &format!("no admin endpoint at {path}"),
+            &format!("no admin endpoint {method} {path}"),
         ),
+    }
+}
+
+fn unauthorized(needs: &str) -> Response<Body> {
+    let mut r = error_response(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        &format!("this endpoint needs {needs}: Authorization: Bearer <token>"),
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Bearer"),
+    );
+    r
+}
+
+/// Checks the admin token, then reads a bounded body.
+async fn admin_body(
+    state: &AdminState,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Bytes, Response<Body>> {
+    match who(&state.auth, &req) {
+        Who::Admin => {}
+        Who::Tenant(_) => {
+            return Err(error_response(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this endpoint needs the admin token",
+            ));
+        }
+        Who::Nobody if !state.auth.has_admin() => {
+            return Err(error_response(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "no admin token is configured: set the variable named by admin_token_env and restart",
+            ));
+        }
+        Who::Nobody => return Err(unauthorized("the admin token")),
+    }
+    match Limited::new(req.into_body(), MAX_ADMIN_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) => Err(error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_body",
+            &format!("cannot read body (limit {MAX_ADMIN_BODY} bytes): {e}"),
+        )),
     }
 }
 
@@ -87,6 +213,7 @@ fn readyz(state: &AdminState) -> Response<Body> {
         "reasons": reasons,
         "upstreams": upstreams,
         "tool_conflicts": conflicts,
+        "hard_stops": state.safety.active().len(),
     });
     let status = if ready {
         StatusCode::OK

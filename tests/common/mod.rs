@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 pub const TOKEN_A: &str = "token-tenant-a";
 pub const TOKEN_B: &str = "token-tenant-b";
+pub const ADMIN_TOKEN: &str = "token-admin";
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_toolgate")
@@ -125,7 +126,11 @@ impl Gateway {
                 "--admin-addr",
                 "127.0.0.1:0",
             ],
-            &[("TOK_A", TOKEN_A), ("TOK_B", TOKEN_B)],
+            &[
+                ("TOK_A", TOKEN_A),
+                ("TOK_B", TOKEN_B),
+                ("TOK_ADMIN", ADMIN_TOKEN),
+            ],
         );
         let ev = proc.wait_for("listening", Duration::from_secs(20));
         let mcp = format!("http://{}/mcp", ev["mcp"].as_str().unwrap());
@@ -136,6 +141,52 @@ impl Gateway {
             admin,
             dir,
         }
+    }
+
+    /// Kills the gateway with SIGKILL (no shutdown at all) and starts it again on the same
+    /// config and data dir.
+    pub fn crash_and_restart(mut self) -> Self {
+        let _ = self.proc.child.kill();
+        let _ = self.proc.child.wait();
+        let config = std::fs::read_to_string(self.dir.path().join("gateway.yml")).unwrap();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        drop(self);
+        Self::start_in(&config, dir)
+    }
+
+    /// An admin API request; returns (status, JSON body).
+    pub async fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let http = reqwest::Client::new();
+        let mut req = http.request(method.parse().unwrap(), format!("{}{path}", self.admin));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(b.to_string());
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Audit records in the journal, in seq order (read straight from the SQLite file).
+    pub fn audit_records(&self) -> Vec<toolgate::journal::AuditRecord> {
+        let conn = rusqlite::Connection::open(self.path("data/journal.db")).unwrap();
+        let mut st = conn
+            .prepare("SELECT record FROM audit ORDER BY seq")
+            .unwrap();
+        st.query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(|t| serde_json::from_str(&t.unwrap()).unwrap())
+            .collect()
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -168,6 +219,7 @@ pub fn config(upstreams: &str, tools: &str) -> String {
     format!(
         "version: 1
 data_dir: {{dir}}/data
+admin_token_env: TOK_ADMIN
 tenants:
   - id: a
     token_env: TOK_A
