@@ -34,9 +34,15 @@ pub struct BenchArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Tokio worker threads of the gateway under test (its `TOOLGATE_WORKER_THREADS`);
+    /// the demo upstream and the load generator keep their defaults.
+    #[arg(long)]
+    pub gateway_threads: Option<usize>,
 }
 
 const TOKEN: &str = "bench-token";
+/// Name prefix of the gateway's journal writer thread (its CPU is reported separately).
+const JOURNAL_THREAD: &str = "toolgate-journa";
 
 type Client = RunningService<RoleClient, ()>;
 
@@ -80,6 +86,8 @@ fn free_port() -> Result<SocketAddr, String> {
 fn spawn(args: &[&str], env: &[(&str, &str)]) -> Result<Reaped, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(exe);
+    // Only the gateway's thread count is under test (see `--gateway-threads`).
+    cmd.env_remove("TOOLGATE_WORKER_THREADS");
     cmd.args(["--log-level", "warn"])
         .args(args)
         .stdin(Stdio::null())
@@ -103,6 +111,27 @@ fn cpu_seconds(pid: u32) -> f64 {
     let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
         + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     ticks / clock_ticks()
+}
+
+/// CPU time of the threads of a process whose name starts with `prefix` (e.g. the journal
+/// writer), from /proc/PID/task/*/stat, in seconds.
+fn thread_cpu_seconds(pid: u32, prefix: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let mut total = 0.0;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        total += f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    }
+    total / clock_ticks()
 }
 
 fn clock_ticks() -> f64 {
@@ -216,6 +245,11 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     let up_url = format!("http://{up_addr}/mcp");
     let (mcp, admin) = (free_port()?, free_port()?);
     let cfg_path = write_config(&dir, &up_url)?;
+    let threads = args.gateway_threads.map(|n| n.to_string());
+    let mut gw_env = vec![("TOOLGATE_BENCH_TOKEN", TOKEN)];
+    if let Some(n) = &threads {
+        gw_env.push(("TOOLGATE_WORKER_THREADS", n));
+    }
     let gateway = spawn(
         &[
             "serve",
@@ -226,7 +260,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             "--admin-addr",
             &admin.to_string(),
         ],
-        &[("TOOLGATE_BENCH_TOKEN", TOKEN)],
+        &gw_env,
     )?;
     wait_ready(admin).await?;
     let gw_pid = gateway.0.id();
@@ -257,12 +291,15 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         )
         .await;
         let mut gw_cpu = 0.0;
+        let mut journal_cpu = 0.0;
         let phase_len = Duration::from_millis(args.phase_ms);
         for _ in 0..args.rounds {
             phase(&direct, "get_post", phase_len, &mut d).await;
             let cpu0 = cpu_seconds(gw_pid);
+            let journal0 = thread_cpu_seconds(gw_pid, JOURNAL_THREAD);
             phase(&proxied, "up__get_post", phase_len, &mut p).await;
             gw_cpu += cpu_seconds(gw_pid) - cpu0;
+            journal_cpu += thread_cpu_seconds(gw_pid, JOURNAL_THREAD) - journal0;
         }
         let load_rss = memory_mib(gw_pid, "VmHWM:");
         let row = json!({
@@ -273,6 +310,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             "added_p99_us": p.pct(0.99) as i64 - d.pct(0.99) as i64,
             "throughput_ratio": (p.rate() / d.rate().max(1e-9) * 1000.0).round() / 1000.0,
             "gateway_cpu_us_per_call": (gw_cpu * 1e6 / (p.lat_us.len().max(1) as f64)).round(),
+            "journal_thread_cpu_us_per_call": (journal_cpu * 1e6 / (p.lat_us.len().max(1) as f64)).round(),
             "gateway_peak_rss_mib": (load_rss * 10.0).round() / 10.0,
         });
         for c in direct.into_iter().chain(proxied) {
@@ -285,6 +323,8 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         "rounds": args.rounds,
         "phase_ms": args.phase_ms,
         "gateway_idle_rss_mib": (idle_rss * 10.0).round() / 10.0,
+        "gateway_worker_threads": args.gateway_threads.or(crate::cli::DEFAULT_WORKER_THREADS)
+            .map_or_else(|| "default (one per core)".to_string(), |n| n.to_string()),
         "results": rows,
     });
     print_table(&report);
@@ -311,15 +351,18 @@ fn write_config(dir: &Path, up_url: &str) -> Result<PathBuf, String> {
 }
 
 fn print_table(r: &Value) {
-    println!("gateway idle RSS: {} MiB", r["gateway_idle_rss_mib"]);
     println!(
-        "| conc | direct p50 µs | proxied p50 µs | added p50 | direct p99 µs | proxied p99 µs | added p99 | direct calls/s | proxied calls/s | ratio | gw CPU µs/call | gw peak RSS MiB | errors |"
+        "gateway idle RSS: {} MiB, gateway worker threads: {}",
+        r["gateway_idle_rss_mib"], r["gateway_worker_threads"]
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| conc | direct p50 µs | proxied p50 µs | added p50 | direct p99 µs | proxied p99 µs | added p99 | direct calls/s | proxied calls/s | ratio | gw CPU µs/call | of which journal thread | gw peak RSS MiB | errors |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in r["results"].as_array().into_iter().flatten() {
         let (d, p) = (&row["direct"], &row["proxied"]);
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row["concurrency"],
             d["p50_us"],
             p["p50_us"],
@@ -331,6 +374,7 @@ fn print_table(r: &Value) {
             p["calls_per_s"],
             row["throughput_ratio"],
             row["gateway_cpu_us_per_call"],
+            row["journal_thread_cpu_us_per_call"],
             row["gateway_peak_rss_mib"],
             d["errors"].as_u64().unwrap_or(0) + p["errors"].as_u64().unwrap_or(0),
         );

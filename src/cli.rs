@@ -15,6 +15,9 @@ use crate::server::{HttpServer, serve_stdio};
 pub const EXIT_CONFIG: u8 = 64;
 /// Exit code when the gateway cannot start (bind, data dir, tokens).
 pub const EXIT_START: u8 = 69;
+/// Tokio worker threads when `TOOLGATE_WORKER_THREADS` is not set (`None`: one per core).
+/// BENCHMARKS.md has the measurement behind the choice.
+pub const DEFAULT_WORKER_THREADS: Option<usize> = None;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -99,10 +102,12 @@ struct DemoArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = worker_threads() {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("toolgate: cannot start the async runtime: {e}");
@@ -110,6 +115,16 @@ pub fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(cli.command))
+}
+
+/// Tokio worker threads: `TOOLGATE_WORKER_THREADS` if set to a positive number, else
+/// [`DEFAULT_WORKER_THREADS`] (`None`: one per core, Tokio's default).
+pub fn worker_threads() -> Option<usize> {
+    std::env::var("TOOLGATE_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n >= 1)
+        .or(DEFAULT_WORKER_THREADS)
 }
 
 async fn run(command: Command) -> ExitCode {
