@@ -23,6 +23,7 @@ use crate::call::Caller;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::fastpath::FastPath;
+use crate::journal::Store;
 use crate::journal::sqlite::SqliteJournal;
 use crate::pipeline::Pipeline;
 use crate::safety::SafetyState;
@@ -112,6 +113,7 @@ impl Core {
                 relay.notify_all().await;
             }
         });
+        spawn_key_pruning(journal.clone(), clock.clone());
         Ok(Self {
             cfg,
             journal,
@@ -131,6 +133,30 @@ impl Core {
             caller,
         )
     }
+}
+
+/// Settled idempotency keys are kept at least this long: the policy's longest SLO window.
+const KEY_RETENTION: Duration = Duration::from_secs(28 * 86_400);
+/// How often old keys are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Prunes settled keys older than [`KEY_RETENTION`] now and then every [`PRUNE_EVERY`].
+fn spawn_key_pruning(journal: Arc<SqliteJournal>, clock: Arc<dyn Clock>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            tick.tick().await;
+            let before = clock.now_ms() - KEY_RETENTION.as_millis() as i64;
+            match journal.prune_keys(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    pruned = n,
+                    "pruned settled idempotency keys older than 28 days"
+                ),
+                Err(e) => tracing::warn!(error = %e, "idempotency key pruning failed"),
+            }
+        }
+    });
 }
 
 /// A gateway serving HTTP: its bound addresses and its stop switch.

@@ -173,12 +173,11 @@ fn operator_record(action: &str, now: i64, by: &str, reason: &str) -> AuditRecor
     r
 }
 
+#[allow(clippy::result_large_err)] // the error is the HTTP answer itself, built once per request
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, http::Response<Body>> {
-    serde_json::from_slice(body).map_err(|e| {
-        error_response(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            &format!("invalid JSON body: {e}"),
-        )
-    })
+    serde_json::from_slice(body).map_err(|e| invalid_body(&format!("invalid JSON body: {e}")))
+}
+
+fn invalid_body(message: &str) -> http::Response<Body> {
+    error_response(StatusCode::BAD_REQUEST, "invalid_body", message)
 }

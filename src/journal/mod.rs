@@ -239,6 +239,8 @@ pub trait Store: Send + Sync {
     fn hard_stops(&self, include_cleared: bool) -> Result<Vec<HardStop>, JournalError>;
     /// Resolves an in-doubt key; `None` if the key is not in doubt.
     fn resolve(&self, resolution: Resolution) -> Ack<Option<KeyRecord>>;
+    /// Deletes settled idempotency keys last updated before `before_ms`; returns how many.
+    fn prune_keys(&self, before_ms: Millis) -> Ack<u64>;
     /// Side effects dispatched since `since_ms` whose action is one of `actions`.
     fn dispatches_since(
         &self,

@@ -1,5 +1,7 @@
 use super::*;
-use crate::journal::HardStopKind;
+use crate::clock::rfc3339;
+use crate::journal::{HardStopKind, Outcome, RecordKind};
+use serde_json::Value;
 use std::sync::Arc;
 
 fn record(tenant: &str, tool: &str) -> AuditRecord {
@@ -225,4 +227,26 @@ async fn tampering_in_the_database_is_found_at_its_seq() {
         .unwrap();
     raw.execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
     assert_eq!(j.verify().unwrap().broken.unwrap().seq, 3);
+}
+
+#[tokio::test]
+async fn pruning_keeps_recent_and_unsettled_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = SqliteJournal::open(dir.path(), 0).unwrap();
+    for k in ["old", "doubt", "recent"] {
+        j.claim(intent(k, "f")).await.unwrap();
+    }
+    j.settle(settle("old", KeyState::Succeeded, None))
+        .await
+        .unwrap();
+    j.settle(settle("doubt", KeyState::InDoubt, None))
+        .await
+        .unwrap();
+    let mut late = settle("recent", KeyState::Succeeded, None);
+    late.now_ms = 10_000;
+    j.settle(late).await.unwrap();
+    assert_eq!(j.prune_keys(5_000).await.unwrap(), 1);
+    assert!(j.key("a", "old").unwrap().is_none());
+    assert!(j.key("a", "doubt").unwrap().is_some());
+    assert!(j.key("a", "recent").unwrap().is_some());
 }
