@@ -9,10 +9,17 @@
 //! - [`fastpath`]: a plain `tools/call` POST straight to the pipeline, bypassing rmcp's tasks.
 //! - [`transport`]: the rmcp `ServerHandler` edge: MCP requests in, JSON-RPC results out.
 //! - [`session`]: bearer token → [`call::Caller`]; nothing else.
+//! - [`policy`]: pure gates (binding, idempotency, spam loop, `_meta` shape) → `Permit` or `Denial`.
+//! - [`safety`]: the live index of hard stops and spam windows the gates read.
 //! - [`upstream`]: tool servers (child processes or Streamable HTTP), supervision, catalog.
-//! - [`pipeline`]: the one function a tool call runs through.
-//! - [`admin`]: health and readiness.
+//! - [`pipeline`]: the one function a tool call runs through: gates, durable intent,
+//!   forward, durable outcome and audit record.
+//! - [`journal`]: the narrow storage interface and its SQLite writer thread (group commit),
+//!   audit hash chain, hard stops.
+//! - [`slo`]: SLO definitions.
+//! - [`admin`]: health, readiness, hard stops and in-doubt resolution.
 //! - [`call`], [`error`]: domain types and the one exhaustive error → JSON-RPC mapping.
+//! - [`clock`], [`canonical`]: injectable time; canonical JSON and its SHA-256.
 //! - [`demo`]: the demo social-platform MCP server behind the embedded default.
 //! - [`bench`]: the direct-vs-proxied benchmark.
 #![forbid(unsafe_code)]

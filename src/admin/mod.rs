@@ -214,6 +214,7 @@ fn readyz(state: &AdminState) -> Response<Body> {
         "upstreams": upstreams,
         "tool_conflicts": conflicts,
         "hard_stops": state.safety.active().len(),
+        "journal": state.journal.write_stats(),
     });
     let status = if ready {
         StatusCode::OK

@@ -173,6 +173,13 @@ pub struct Dispatch {
     pub at_ms: Millis,
 }
 
+/// Counters of committed writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WriteStats {
+    pub transactions: u64,
+    pub writes: u64,
+}
+
 /// Result of checking the stored audit chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
@@ -251,4 +258,6 @@ pub trait Store: Send + Sync {
     fn in_doubt(&self) -> Result<u64, JournalError>;
     /// Verifies the whole stored audit chain.
     fn verify(&self) -> Result<VerifyReport, JournalError>;
+    /// Transactions committed and writes they carried since start (group commit at work).
+    fn write_stats(&self) -> WriteStats;
 }

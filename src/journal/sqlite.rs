@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::record::{AuditRecord, GENESIS_HASH, verify_chain};
 use super::{
     Ack, Claim, Dispatch, HardStop, Intent, JournalError, KeyRecord, KeyState, Resolution, Settle,
-    Store, VerifyReport,
+    Store, VerifyReport, WriteStats,
 };
 use crate::clock::Millis;
 use writer::{Op, Writer};
@@ -289,6 +289,11 @@ impl Store for SqliteJournal {
             )?;
             Ok(n as u64)
         })
+    }
+
+    fn write_stats(&self) -> WriteStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        WriteStats { transactions: self.stats.commits.load(Relaxed), writes: self.stats.ops.load(Relaxed) }
     }
 
     fn verify(&self) -> Result<VerifyReport, JournalError> {
