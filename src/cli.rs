@@ -273,7 +273,7 @@ fn check(path: &std::path::Path) -> ExitCode {
     };
     let slos = match &cfg.slo_definitions {
         Some(p) => match crate::slo::load(p) {
-            Ok(s) => s.len(),
+            Ok(s) => s.slos.len(),
             Err(e) => return config_failed(&e),
         },
         None => 0,
