@@ -18,6 +18,8 @@
 //!   audit hash chain, hard stops.
 //! - [`slo`]: SLO definitions.
 //! - [`admin`]: health, readiness, hard stops and in-doubt resolution.
+//! - [`status_cli`]: `toolgate status`: the admin `/v1/status` document as a terminal table.
+//! - [`slo_rules`]: `toolgate slo rules`: Prometheus recording and burn-rate alert rules.
 //! - [`call`], [`error`]: domain types and the one exhaustive error → JSON-RPC mapping.
 //! - [`clock`], [`canonical`]: injectable time; canonical JSON and its SHA-256.
 //! - [`demo`]: the demo social-platform MCP server behind the embedded default.
@@ -26,6 +28,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod budget;
 pub mod call;
 pub mod canonical;
 pub mod cli;
@@ -41,5 +44,7 @@ pub mod safety;
 pub mod server;
 pub mod session;
 pub mod slo;
+pub mod slo_rules;
+pub mod status_cli;
 pub mod transport;
 pub mod upstream;

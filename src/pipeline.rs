@@ -319,8 +319,10 @@ impl Pipeline {
                     .unwrap_or_else(|| ErrorData::internal_error("stored result is missing", None));
                 let mut data = match e.data.take() {
                     Some(Value::Object(m)) => m,
-                    _ => Map::new(),
+                    Some(other) => [("upstream_data".to_string(), other)].into_iter().collect(),
+                    None => Map::new(),
                 };
+                data.insert("upstream".into(), json!(cx.upstream));
                 data.insert("audit_id".into(), json!(cx.audit_id));
                 data.insert("replayed".into(), json!(true));
                 e.data = Some(Value::Object(data));

@@ -173,6 +173,52 @@ pub struct Dispatch {
     pub at_ms: Millis,
 }
 
+/// A runner-reported SLI event as the journal keeps it (the budget layer owns its meaning).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Deduplication id, unique per tenant.
+    pub id: String,
+    pub tenant: String,
+    pub kind: String,
+    pub time_ms: Millis,
+    pub body: Value,
+}
+
+/// Something a committed transaction wrote, in commit order.
+#[derive(Debug, Clone)]
+pub enum Committed {
+    Record(Box<AuditRecord>),
+    Event(u64, Box<StoredEvent>),
+}
+
+/// Subscribers to committed writes (the budget engine): each gets every commit, in order.
+#[derive(Clone, Default)]
+pub struct Feed(
+    std::sync::Arc<std::sync::Mutex<Vec<tokio::sync::mpsc::UnboundedSender<Committed>>>>,
+);
+
+impl Feed {
+    /// A new subscription; it sees writes committed from now on.
+    pub fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<Committed> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.0.lock().expect("feed lock").push(tx);
+        rx
+    }
+
+    pub(crate) fn publish(&self, written: Vec<Committed>) {
+        if written.is_empty() {
+            return;
+        }
+        let mut subs = self.0.lock().expect("feed lock");
+        subs.retain(|s| !s.is_closed());
+        for s in subs.iter() {
+            for c in &written {
+                let _ = s.send(c.clone());
+            }
+        }
+    }
+}
+
 /// Counters of committed writes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct WriteStats {
@@ -260,4 +306,24 @@ pub trait Store: Send + Sync {
     fn verify(&self) -> Result<VerifyReport, JournalError>;
     /// Transactions committed and writes they carried since start (group commit at work).
     fn write_stats(&self) -> WriteStats;
+    /// Stores runner events, deduplicated by (tenant, id); each gets its seq or `None`.
+    fn record_events(&self, events: Vec<StoredEvent>) -> Ack<Vec<Option<u64>>>;
+    /// Events with seq greater than `after`, in order (at most `limit`).
+    fn events_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StoredEvent)>, JournalError>;
+    /// Audit records with seq greater than `after`, in order (at most `limit`).
+    fn records_after(&self, after: u64, limit: usize) -> Result<Vec<AuditRecord>, JournalError>;
+    /// Saves an opaque state blob (budget snapshots) with the next commit.
+    fn put(&self, key: &str, value: Vec<u8>);
+    /// Reads a state blob.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, JournalError>;
+    /// Records a feature flag change with its operator record.
+    fn set_flag(&self, capability: &str, enabled: bool, audit: AuditRecord) -> Ack<()>;
+    /// Stored feature flag states.
+    fn flags(&self) -> Result<Vec<(String, bool)>, JournalError>;
+    /// Subscribes to committed writes.
+    fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<Committed>;
 }

@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::record::{AuditRecord, GENESIS_HASH, verify_chain};
 use super::{
-    Ack, Claim, Dispatch, HardStop, Intent, JournalError, KeyRecord, KeyState, Resolution, Settle,
-    Store, VerifyReport, WriteStats,
+    Ack, Claim, Committed, Dispatch, Feed, HardStop, Intent, JournalError, KeyRecord, KeyState,
+    Resolution, Settle, Store, StoredEvent, VerifyReport, WriteStats,
 };
 use crate::clock::Millis;
 use writer::{Op, Writer};
@@ -39,6 +39,13 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX audit_tenant_time ON audit(tenant, time_ms);
      CREATE TABLE hard_stop (
         id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, cleared_ms INTEGER, record TEXT NOT NULL);",
+    // 2: runner SLI events, state blobs (budget snapshots), feature flags.
+    "CREATE TABLE sli_event (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, tenant TEXT NOT NULL,
+        type TEXT NOT NULL, time_ms INTEGER NOT NULL, body TEXT NOT NULL, UNIQUE (tenant, id));
+     CREATE INDEX sli_event_time ON sli_event(time_ms);
+     CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+     CREATE TABLE flag (capability TEXT PRIMARY KEY, enabled INTEGER NOT NULL, updated_ms INTEGER NOT NULL);",
 ];
 
 /// The local SQLite journal.
@@ -47,6 +54,7 @@ pub struct SqliteJournal {
     tx: mpsc::UnboundedSender<Op>,
     readers: Mutex<Vec<Connection>>,
     stats: std::sync::Arc<WriterStats>,
+    feed: Feed,
 }
 
 /// Counters of the writer thread: how well group commit batches.
@@ -101,6 +109,7 @@ impl SqliteJournal {
         let recovery = writer.recover(now_ms)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = writer.stats.clone();
+        let feed = writer.feed.clone();
         std::thread::Builder::new()
             .name("toolgate-journal".into())
             .spawn(move || writer.run(rx))
@@ -111,6 +120,7 @@ impl SqliteJournal {
                 tx,
                 readers: Mutex::new(Vec::new()),
                 stats,
+                feed,
             },
             recovery,
         ))
@@ -291,9 +301,82 @@ impl Store for SqliteJournal {
         })
     }
 
+    fn record_events(&self, events: Vec<StoredEvent>) -> Ack<Vec<Option<u64>>> {
+        self.send(|r| Op::Events(events, r))
+    }
+
+    fn events_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StoredEvent)>, JournalError> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT seq, id, tenant, type, time_ms, body FROM sli_event WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+            let rows = st.query_map(params![after as i64, limit as i64], |r| {
+                let body: String = r.get(5)?;
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    StoredEvent { id: r.get(1)?, tenant: r.get(2)?, kind: r.get(3)?, time_ms: r.get(4)?, body: serde_json::from_str(&body).unwrap_or_default() },
+                ))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn records_after(&self, after: u64, limit: usize) -> Result<Vec<AuditRecord>, JournalError> {
+        self.read(|c| {
+            let mut st =
+                c.prepare_cached("SELECT record FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+            let rows = st.query_map(params![after as i64, limit as i64], |r| {
+                r.get::<_, String>(0)
+            })?;
+            rows.map(|t| {
+                serde_json::from_str(&t?)
+                    .map_err(|e| JournalError::Corrupt(format!("audit record: {e}")))
+            })
+            .collect()
+        })
+    }
+
+    fn put(&self, key: &str, value: Vec<u8>) {
+        if self.tx.send(Op::Put(key.to_string(), value)).is_err() {
+            tracing::error!("journal writer stopped: a state write was dropped");
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, JournalError> {
+        self.read(|c| {
+            Ok(
+                c.query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
+                    .optional()?,
+            )
+        })
+    }
+
+    fn set_flag(&self, capability: &str, enabled: bool, audit: AuditRecord) -> Ack<()> {
+        let capability = capability.to_string();
+        self.send(|r| Op::Flag(Box::new((capability, enabled, audit)), r))
+    }
+
+    fn flags(&self) -> Result<Vec<(String, bool)>, JournalError> {
+        self.read(|c| {
+            let mut st =
+                c.prepare_cached("SELECT capability, enabled FROM flag ORDER BY capability")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<Committed> {
+        self.feed.subscribe()
+    }
+
     fn write_stats(&self) -> WriteStats {
         use std::sync::atomic::Ordering::Relaxed;
-        WriteStats { transactions: self.stats.commits.load(Relaxed), writes: self.stats.ops.load(Relaxed) }
+        WriteStats {
+            transactions: self.stats.commits.load(Relaxed),
+            writes: self.stats.ops.load(Relaxed),
+        }
     }
 
     fn verify(&self) -> Result<VerifyReport, JournalError> {

@@ -2,6 +2,8 @@
 //! real HTTP on 127.0.0.1 with port 0, and rmcp clients.
 #![allow(dead_code)]
 
+pub mod schema;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

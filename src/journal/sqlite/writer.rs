@@ -1,5 +1,6 @@
 //! The journal's writer thread: applies queued ops in one transaction per batch (group commit).
 
+use crate::journal::{Committed, Feed, StoredEvent};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -39,6 +40,15 @@ pub(super) enum Op {
         oneshot::Sender<Result<Option<KeyRecord>, JournalError>>,
     ),
     PruneKeys(Millis, oneshot::Sender<Result<u64, JournalError>>),
+    Events(
+        Vec<StoredEvent>,
+        oneshot::Sender<Result<Vec<Option<u64>>, JournalError>>,
+    ),
+    Put(String, Vec<u8>),
+    Flag(
+        Box<(String, bool, AuditRecord)>,
+        oneshot::Sender<Result<(), JournalError>>,
+    ),
 }
 
 /// The writer thread's state: its connection and the chain head.
@@ -47,6 +57,9 @@ pub(super) struct Writer {
     last_seq: u64,
     last_hash: String,
     pub(super) stats: std::sync::Arc<WriterStats>,
+    /// What the open transaction wrote, published to subscribers once it commits.
+    out: Vec<Committed>,
+    pub(super) feed: Feed,
 }
 
 impl Writer {
@@ -66,12 +79,16 @@ impl Writer {
             last_seq,
             last_hash,
             stats: Default::default(),
+            out: Vec::new(),
+            feed: Feed::default(),
         })
     }
 
     /// Marks every `dispatching` key `in_doubt`, writing one recovery record per interrupted call
     /// (each call still gets exactly one audit record).
     pub(super) fn recover(&mut self, now_ms: Millis) -> Result<Recovery, JournalError> {
+        // Recovery records are read back from the table by subscribers; nothing to publish.
+        let _ = std::mem::take(&mut self.out);
         let interrupted: Vec<KeyRecord> = {
             let mut st = self.conn.prepare(&format!(
                 "SELECT {KEY_COLUMNS} FROM idempotency WHERE state = 'dispatching'"
@@ -103,7 +120,13 @@ impl Writer {
             r.attempt = Some(k.attempt);
             r.failure_class = Some(FailureClass::RunnerFailure);
             r.reason = Some("gateway_restart: the call was in flight when toolgate stopped".into());
-            Self::insert_audit(&tx, &mut self.last_seq, &mut self.last_hash, r)?;
+            Self::insert_audit(
+                &tx,
+                &mut self.last_seq,
+                &mut self.last_hash,
+                &mut self.out,
+                r,
+            )?;
         }
         if let Err(e) = tx.commit() {
             self.last_seq = seq0;
@@ -123,6 +146,7 @@ impl Writer {
         conn: &Connection,
         last_seq: &mut u64,
         last_hash: &mut String,
+        out: &mut Vec<Committed>,
         mut r: AuditRecord,
     ) -> Result<(), JournalError> {
         r.seal(*last_seq + 1, last_hash);
@@ -155,7 +179,8 @@ impl Writer {
             r.hash,
         ])?;
         *last_seq = r.seq;
-        *last_hash = r.hash;
+        *last_hash = r.hash.clone();
+        out.push(Committed::Record(Box::new(r)));
         Ok(())
     }
 
@@ -201,11 +226,14 @@ impl Writer {
         self.stats
             .ops
             .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        let written = std::mem::take(&mut self.out);
         if committed.is_err() {
             let _ = self.conn.execute_batch("ROLLBACK");
             self.last_seq = seq0;
             self.last_hash = hash0;
             tracing::error!(error = ?committed, "journal commit failed; every write in the batch is reported failed");
+        } else {
+            self.feed.publish(written);
         }
         for reply in replies {
             reply(committed.as_ref().err().cloned());
@@ -216,6 +244,7 @@ impl Writer {
     /// transaction's fate is known (an op error wins over a commit error).
     fn apply(&mut self, op: Op) -> Box<dyn FnOnce(Option<JournalError>)> {
         let (seq0, hash0) = (self.last_seq, self.last_hash.clone());
+        let out0 = self.out.len();
         if let Err(e) = self.conn.execute_batch("SAVEPOINT op") {
             let err = JournalError::from(e);
             return Box::new(move |_| fail(op, err));
@@ -229,6 +258,7 @@ impl Writer {
                     let _ = self.conn.execute_batch("ROLLBACK TO op; RELEASE op");
                     self.last_seq = seq0;
                     self.last_hash = hash0;
+                    self.out.truncate(out0);
                 }
                 let reply = $reply;
                 Box::new(move |commit_err: Option<JournalError>| {
@@ -249,7 +279,13 @@ impl Writer {
             Op::Claim(intent, reply) => finish!(self.claim(&intent), Some(reply)),
             Op::Settle(s, reply) => finish!(self.settle(*s), Some(reply)),
             Op::Append(r, reply) => finish!(
-                Self::insert_audit(&self.conn, &mut self.last_seq, &mut self.last_hash, *r),
+                Self::insert_audit(
+                    &self.conn,
+                    &mut self.last_seq,
+                    &mut self.last_hash,
+                    &mut self.out,
+                    *r
+                ),
                 reply
             ),
             Op::Trip(b, reply) => {
@@ -265,7 +301,62 @@ impl Writer {
             } => finish!(self.clear(&id, &by, &reason, *audit), Some(reply)),
             Op::Resolve(r, reply) => finish!(self.resolve(*r), Some(reply)),
             Op::PruneKeys(before, reply) => finish!(self.prune_keys(before), Some(reply)),
+            Op::Events(events, reply) => finish!(self.events(events), Some(reply)),
+            Op::Put(key, value) => finish!(
+                self.put(&key, &value),
+                None::<oneshot::Sender<Result<(), JournalError>>>
+            ),
+            Op::Flag(f, reply) => {
+                let (capability, enabled, audit) = *f;
+                finish!(self.flag(&capability, enabled, audit), Some(reply))
+            }
         }
+    }
+
+    /// Inserts events unless their (tenant, id) was seen; returns each one's seq, or `None`
+    /// for a duplicate.
+    fn events(&mut self, events: Vec<StoredEvent>) -> Result<Vec<Option<u64>>, JournalError> {
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            let n = self
+                .conn
+                .prepare_cached("INSERT OR IGNORE INTO sli_event (id, tenant, type, time_ms, body) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                .execute(params![e.id, e.tenant, e.kind, e.time_ms, e.body.to_string()])?;
+            if n == 1 {
+                let seq = self.conn.last_insert_rowid() as u64;
+                self.out.push(Committed::Event(seq, Box::new(e)));
+                out.push(Some(seq));
+            } else {
+                out.push(None);
+            }
+        }
+        Ok(out)
+    }
+
+    fn put(&mut self, key: &str, value: &[u8]) -> Result<(), JournalError> {
+        self.conn.prepare_cached("INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")?.execute(params![key, value])?;
+        Ok(())
+    }
+
+    fn flag(
+        &mut self,
+        capability: &str,
+        enabled: bool,
+        audit: AuditRecord,
+    ) -> Result<(), JournalError> {
+        let time_ms = crate::clock::parse_rfc3339(&audit.time).unwrap_or(0);
+        self.conn.execute(
+            "INSERT INTO flag (capability, enabled, updated_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT(capability) DO UPDATE SET enabled = excluded.enabled, updated_ms = excluded.updated_ms",
+            params![capability, enabled, time_ms],
+        )?;
+        Self::insert_audit(
+            &self.conn,
+            &mut self.last_seq,
+            &mut self.last_hash,
+            &mut self.out,
+            audit,
+        )
     }
 
     fn claim(&mut self, i: &Intent) -> Result<Claim, JournalError> {
@@ -312,11 +403,23 @@ impl Writer {
                 s.key, s.tenant
             )));
         }
-        Self::insert_audit(&self.conn, &mut self.last_seq, &mut self.last_hash, s.audit)
+        Self::insert_audit(
+            &self.conn,
+            &mut self.last_seq,
+            &mut self.last_hash,
+            &mut self.out,
+            s.audit,
+        )
     }
 
     fn trip(&mut self, stop: HardStop, audit: AuditRecord) -> Result<(), JournalError> {
-        Self::insert_audit(&self.conn, &mut self.last_seq, &mut self.last_hash, audit)?;
+        Self::insert_audit(
+            &self.conn,
+            &mut self.last_seq,
+            &mut self.last_hash,
+            &mut self.out,
+            audit,
+        )?;
         let text =
             serde_json::to_string(&stop).map_err(|e| JournalError::Storage(e.to_string()))?;
         self.conn
@@ -352,7 +455,13 @@ impl Writer {
             "UPDATE hard_stop SET cleared_ms = ?2, record = ?3 WHERE id = ?1",
             params![id, now_ms, text],
         )?;
-        Self::insert_audit(&self.conn, &mut self.last_seq, &mut self.last_hash, audit)?;
+        Self::insert_audit(
+            &self.conn,
+            &mut self.last_seq,
+            &mut self.last_hash,
+            &mut self.out,
+            audit,
+        )?;
         Ok(Some(stop))
     }
 
@@ -379,7 +488,13 @@ impl Writer {
                     "UPDATE idempotency SET state = ?3, result = ?4, audit_id = ?5, updated_ms = ?6 WHERE tenant = ?1 AND key = ?2",
                     params![r.tenant, r.key, state.as_str(), result, r.audit.id, r.now_ms],
                 )?;
-                Self::insert_audit(&self.conn, &mut self.last_seq, &mut self.last_hash, r.audit)?;
+                Self::insert_audit(
+                    &self.conn,
+                    &mut self.last_seq,
+                    &mut self.last_hash,
+                    &mut self.out,
+                    r.audit,
+                )?;
                 load_key(&self.conn, &r.tenant, &r.key)
             }
             _ => Ok(None),
@@ -397,5 +512,8 @@ fn fail(op: Op, e: JournalError) {
         Op::Clear { reply, .. } => drop(reply.send(Err(e))),
         Op::Resolve(_, r) => drop(r.send(Err(e))),
         Op::PruneKeys(_, r) => drop(r.send(Err(e))),
+        Op::Events(_, r) => drop(r.send(Err(e))),
+        Op::Put(..) => tracing::error!(error = %e, "a journal state write failed"),
+        Op::Flag(_, r) => drop(r.send(Err(e))),
     }
 }
