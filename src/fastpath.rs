@@ -24,12 +24,14 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use rmcp::ServerHandler;
 use rmcp::model::{
-    CallToolResponse, ClientCapabilities, ClientJsonRpcMessage, ClientNotification, ClientRequest,
-    ErrorCode, ErrorData, GetMeta, JsonRpcMessage, ProtocolVersion, RequestId,
-    ServerJsonRpcMessage, ServerResult,
+    CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientJsonRpcMessage,
+    ClientNotification, ClientRequest, ErrorCode, ErrorData, GetMeta, JsonRpcMessage,
+    JsonRpcVersion2_0, ProtocolVersion, RequestId, RequestMetaObject, ServerJsonRpcMessage,
+    ServerResult,
 };
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
@@ -49,6 +51,19 @@ const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 /// rmcp's session worker closes a session after this long without an event (its default
 /// `SessionConfig::keep_alive` is 300 s); fast-path calls bypass the worker, so they nudge it.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// A `tools/call` request read in one pass (rmcp's `ClientJsonRpcMessage` first buffers the
+/// whole message to learn its kind). Anything it does not read exactly, including unknown
+/// top-level fields, takes the general parse below it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallEnvelope {
+    #[allow(dead_code)]
+    jsonrpc: JsonRpcVersion2_0,
+    id: RequestId,
+    method: String,
+    params: CallToolRequestParams,
+}
 
 /// In-flight fast-path calls a `notifications/cancelled` may name.
 type InFlightKey = (Arc<str>, Option<Arc<str>>, RequestId);
@@ -223,6 +238,19 @@ impl FastPath {
         };
         let buffered =
             |bytes: Bytes| Pass::Buffered(Request::from_parts(parts.clone(), Full::new(bytes)));
+        if let Ok(call) = serde_json::from_slice::<CallEnvelope>(&bytes)
+            && call.method == "tools/call"
+        {
+            let mut params = call.params;
+            let meta = params.meta.take().unwrap_or_default();
+            return match self
+                .call(caller, &parts.headers, call.id, params, meta)
+                .await
+            {
+                Some(resp) => Ok(resp),
+                None => Err(buffered(bytes)),
+            };
+        }
         let Ok(message) = serde_json::from_slice::<ClientJsonRpcMessage>(&bytes) else {
             return Err(buffered(bytes));
         };
@@ -230,7 +258,15 @@ impl FastPath {
             JsonRpcMessage::Request(r)
                 if matches!(r.request, ClientRequest::CallToolRequest(_)) =>
             {
-                match self.call(caller, &parts.headers, r).await {
+                let mut inner = r.request;
+                let meta = std::mem::take(inner.get_meta_mut());
+                let ClientRequest::CallToolRequest(call) = inner else {
+                    return Err(buffered(bytes));
+                };
+                match self
+                    .call(caller, &parts.headers, r.id, call.params, meta)
+                    .await
+                {
                     Some(resp) => Ok(resp),
                     None => Err(buffered(bytes)),
                 }
@@ -265,15 +301,10 @@ impl FastPath {
         &self,
         caller: &Caller,
         h: &HeaderMap,
-        request: rmcp::model::JsonRpcRequest<ClientRequest>,
+        id: RequestId,
+        params: CallToolRequestParams,
+        meta: RequestMetaObject,
     ) -> Option<Response<Body>> {
-        let id = request.id;
-        let mut inner = request.request;
-        let meta = std::mem::take(inner.get_meta_mut());
-        let ClientRequest::CallToolRequest(call) = inner else {
-            return None;
-        };
-        let params = call.params;
         let header_version = match h.get(HEADER_PROTOCOL_VERSION) {
             Some(v) => Some(v.to_str().ok()?),
             None => None,

@@ -22,7 +22,8 @@ use rmcp::model::{
     CallToolRequestParams, ErrorData, JsonRpcMessage, ProgressToken, RequestId, RequestMetaObject,
     ServerJsonRpcMessage, ServerNotification, ServerResult, Tool,
 };
-use serde::Serialize;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -174,6 +175,21 @@ struct Outgoing<'a, P: Serialize> {
     id: i64,
     method: &'a str,
     params: P,
+}
+
+/// The parts of a server message that make it an answer, read in one pass. (rmcp's
+/// `JsonRpcMessage` first buffers the whole message to find out which kind it is; an answer
+/// is by far the most common message, so it gets the direct route.)
+#[derive(Deserialize)]
+struct Reply {
+    #[serde(default)]
+    id: Option<RequestId>,
+    #[serde(default)]
+    result: Option<ServerResult>,
+    #[serde(default)]
+    error: Option<ErrorData>,
+    #[serde(default)]
+    method: Option<IgnoredAny>,
 }
 
 /// The first `limit` bytes of a body, as text, for error details.
@@ -368,15 +384,14 @@ impl HttpConn {
             .await
             .map_err(|e| lost(format!("reading the response body: {e}")))?
             .to_bytes();
-        if is_media(ctype.as_ref(), JSON)
-            && let Ok(msg) = serde_json::from_slice::<ServerJsonRpcMessage>(&body)
-        {
-            match self.answer_of(msg, id) {
+        if is_media(ctype.as_ref(), JSON) {
+            match self.answer_in(&body, id) {
                 Some(answer) => return answer,
                 None if status.is_success() => {
-                    return Err(HttpFault::Protocol(
-                        "the JSON body does not answer the request".into(),
-                    ));
+                    return Err(HttpFault::Protocol(format!(
+                        "the JSON body does not answer the request: {}",
+                        snippet(&body)
+                    )));
                 }
                 None => {}
             }
@@ -430,11 +445,7 @@ impl HttpConn {
                 if event.is_empty() {
                     continue;
                 }
-                let Ok(msg) = serde_json::from_slice::<ServerJsonRpcMessage>(&event) else {
-                    tracing::debug!(event = %snippet(&event), "ignoring an unparsable SSE event");
-                    continue;
-                };
-                if let Some(answer) = self.answer_of(msg, id) {
+                if let Some(answer) = self.answer_in(&event, id) {
                     finish(body);
                     return answer;
                 }
@@ -442,22 +453,16 @@ impl HttpConn {
         }
     }
 
-    /// The answer to request `id` if `msg` is it; handles anything else the server says.
-    fn answer_of(
-        &self,
-        msg: ServerJsonRpcMessage,
-        id: i64,
-    ) -> Option<Result<ServerResult, HttpFault>> {
-        let ours = |rid: &RequestId| *rid == RequestId::Number(id);
-        match msg {
-            JsonRpcMessage::Response(r) if ours(&r.id) => Some(Ok(r.result)),
-            JsonRpcMessage::Error(e) if e.id.as_ref().is_none_or(ours) => {
-                Some(Err(HttpFault::Rpc(e.error)))
-            }
-            other => {
-                self.on_server_message(other);
+    /// The answer to request `id` if the message in `bytes` is it; anything else the server
+    /// says is handled on the side.
+    fn answer_in(&self, bytes: &[u8], id: i64) -> Option<Result<ServerResult, HttpFault>> {
+        match parse_message(bytes, id) {
+            Parsed::Answer(a) => Some(a),
+            Parsed::Other(msg) => {
+                self.on_server_message(msg);
                 None
             }
+            Parsed::NotOurs => None,
         }
     }
 
@@ -660,6 +665,46 @@ impl HttpConn {
     }
 }
 
+/// What one message from the server is to a request waiting for its answer.
+enum Parsed {
+    Answer(Result<ServerResult, HttpFault>),
+    /// A request or notification from the server.
+    Other(ServerJsonRpcMessage),
+    /// An answer to another request, or nothing readable.
+    NotOurs,
+}
+
+fn parse_message(bytes: &[u8], id: i64) -> Parsed {
+    let ours = |rid: &RequestId| *rid == RequestId::Number(id);
+    if let Ok(reply) = serde_json::from_slice::<Reply>(bytes)
+        && reply.method.is_none()
+    {
+        return match (reply.result, reply.error) {
+            (Some(result), None) if reply.id.as_ref().is_some_and(ours) => {
+                Parsed::Answer(Ok(result))
+            }
+            (None, Some(error)) if reply.id.as_ref().is_none_or(ours) => {
+                Parsed::Answer(Err(HttpFault::Rpc(error)))
+            }
+            _ => Parsed::NotOurs,
+        };
+    }
+    match serde_json::from_slice::<ServerJsonRpcMessage>(bytes) {
+        Ok(JsonRpcMessage::Response(r)) if ours(&r.id) => Parsed::Answer(Ok(r.result)),
+        Ok(JsonRpcMessage::Error(e)) if e.id.as_ref().is_none_or(ours) => {
+            Parsed::Answer(Err(HttpFault::Rpc(e.error)))
+        }
+        Ok(msg @ (JsonRpcMessage::Request(_) | JsonRpcMessage::Notification(_))) => {
+            Parsed::Other(msg)
+        }
+        Ok(_) => Parsed::NotOurs,
+        Err(_) => {
+            tracing::debug!(message = %snippet(bytes), "ignoring an unparsable message");
+            Parsed::NotOurs
+        }
+    }
+}
+
 /// Lets a response body end so its connection returns to the pool. Usually the end is
 /// already buffered; otherwise a small task waits for it (bounded).
 fn finish(mut body: Incoming) {
@@ -840,6 +885,36 @@ mod tests {
         assert_eq!(p.next_event().unwrap(), None);
         p.push(b"\n");
         assert_eq!(p.next_event().unwrap(), Some(b"{\"id\":1}".to_vec()));
+    }
+
+    #[test]
+    fn answers_are_told_from_other_messages() {
+        let ok = br#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"hi"}],"structuredContent":{"a":1},"isError":false}}"#;
+        match parse_message(ok, 7) {
+            Parsed::Answer(Ok(ServerResult::CallToolResult(r))) => {
+                assert_eq!(r.structured_content, Some(json!({"a": 1})));
+            }
+            _ => panic!("not read as a tool result"),
+        }
+        assert!(matches!(parse_message(ok, 8), Parsed::NotOurs));
+        let err = br#"{"jsonrpc":"2.0","id":7,"error":{"code":-32602,"message":"bad"}}"#;
+        match parse_message(err, 7) {
+            Parsed::Answer(Err(HttpFault::Rpc(e))) => assert_eq!(e.code.0, -32602),
+            _ => panic!("not read as an error"),
+        }
+        let changed = br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#;
+        assert!(matches!(
+            parse_message(changed, 7),
+            Parsed::Other(JsonRpcMessage::Notification(_))
+        ));
+        let ping = br#"{"jsonrpc":"2.0","id":"s1","method":"ping"}"#;
+        assert!(matches!(
+            parse_message(ping, 7),
+            Parsed::Other(JsonRpcMessage::Request(_))
+        ));
+        assert!(matches!(parse_message(b"{not json", 7), Parsed::NotOurs));
+        let empty = br#"{"jsonrpc":"2.0","id":7,"result":{}}"#;
+        assert!(matches!(parse_message(empty, 7), Parsed::Answer(Ok(_))));
     }
 
     #[test]
