@@ -55,6 +55,13 @@ enum Command {
     DemoUpstream(DemoArgs),
     /// Measure a read-only tools/call direct vs through toolgate (see BENCHMARKS.md).
     Bench(crate::bench::BenchArgs),
+    /// Print the gateway's SLO status (GET /v1/status on the admin listener) as a table.
+    Status(crate::status_cli::StatusArgs),
+    /// SLO tooling: `slo rules` prints Prometheus recording and alerting rules.
+    Slo {
+        #[command(subcommand)]
+        command: crate::slo_rules::SloCommand,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -139,6 +146,8 @@ async fn run(command: Command) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Status(args) => crate::status_cli::run(args).await,
+        Command::Slo { command } => crate::slo_rules::run(command),
     }
 }
 

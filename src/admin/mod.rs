@@ -1,6 +1,9 @@
 //! The admin listener: liveness, readiness, and the operator endpoints for safety.
 
 mod ops;
+pub mod page;
+
+pub use page::render as render_page;
 
 use std::convert::Infallible;
 use std::path::Path;
