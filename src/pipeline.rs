@@ -18,13 +18,16 @@ use tokio_util::sync::CancellationToken;
 use record::{CallCtx, classify, proof, stamp};
 pub use record::{META_ATTEMPT, META_AUDIT_ID, META_REPLAYED, META_UPSTREAM};
 
+use crate::budget::Budget;
 use crate::call::{Caller, Denial, FailureClass, Reason};
 use crate::clock::{Clock, rfc3339};
 use crate::config::{Config, ToolPolicy};
 use crate::error::{GatewayError, UpstreamFault};
+use crate::flags::Flags;
 use crate::journal::{
     Claim, HardStop, HardStopKind, Intent, KeyRecord, KeyState, Outcome, Settle, Store,
 };
+use crate::policy::freeze::{self, Freeze};
 use crate::policy::{binding, idempotency, idempotency::Permit, meta};
 use crate::safety::SafetyState;
 use crate::upstream::Upstreams;
@@ -38,17 +41,22 @@ pub struct Pipeline {
     upstreams: Arc<Upstreams>,
     journal: Arc<dyn Store>,
     safety: Arc<SafetyState>,
+    budget: Arc<Budget>,
+    flags: Arc<Flags>,
     clock: Arc<dyn Clock>,
 }
 
 type Answer = Result<CallToolResponse, ErrorData>;
 
 impl Pipeline {
+    /// The shared state a call reads: config, upstreams, journal, and the gates' inputs.
     pub fn new(
         cfg: Arc<Config>,
         upstreams: Arc<Upstreams>,
         journal: Arc<dyn Store>,
         safety: Arc<SafetyState>,
+        budget: Arc<Budget>,
+        flags: Arc<Flags>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
@@ -56,6 +64,8 @@ impl Pipeline {
             upstreams,
             journal,
             safety,
+            budget,
+            flags,
             clock,
         }
     }
@@ -93,6 +103,7 @@ impl Pipeline {
         forwarded.name = original.to_string().into();
         forwarded.meta = None;
 
+        self.job_start(&cx, &meta);
         if !cx.side_effect() {
             return self.read_only(cx, upstream, forwarded, meta, ct).await;
         }
@@ -108,6 +119,32 @@ impl Pipeline {
                 GatewayError::Internal(format!("side-effect task failed: {e}"))
                     .to_error_data(&audit_id),
             ),
+        }
+    }
+
+    /// A job's first tool call with `_meta.job_id` and `_meta.scheduled_at` is its start (SLO-04);
+    /// the journal keeps only the first per job. Publishing tools start publish jobs, read-only
+    /// tools engagement-ingest jobs; other calls do not say which kind of job they belong to.
+    fn job_start(&self, cx: &CallCtx, meta: &RequestMetaObject) {
+        let Ok(m) = meta::parse(&meta.0.0) else {
+            return;
+        };
+        let (Some(job), Some(scheduled)) = (m.job_id, m.scheduled_at) else {
+            return;
+        };
+        let Some(policy) = &cx.policy else { return };
+        let kind = match (policy.side_effect, policy.action) {
+            (true, crate::config::Action::Publish) => "publish",
+            (false, _) => "engagement_ingest",
+            _ => return,
+        };
+        let event = json!({"id": format!("job:{job}"), "type": "job_started", "job_id": job, "kind": kind,
+            "scheduled_at": scheduled, "started_at": rfc3339(cx.now_ms),
+            "tags": {"platform": policy.platform, "lane": policy.lane, "action_type": policy.action}});
+        match crate::budget::events::parse(&event, Some(&cx.tenant), cx.now_ms) {
+            // Queued with the next commit; nothing waits on it.
+            Ok(e) => drop(self.journal.record_events(vec![crate::budget::stored(&e)])),
+            Err(e) => tracing::debug!(error = %e, "job start not derived"),
         }
     }
 
@@ -194,7 +231,25 @@ impl Pipeline {
             Err(d) => return self.refuse(cx, d).await,
         }
 
-        // 4. Spam-loop gate: an active spam hard stop, or one repeat too many, refuses.
+        // 4. Status gate: new capabilities freeze in RED or under a hard stop, run for canary
+        //    tenants only in YELLOW, and need their feature flag.
+        let capability = policy
+            .capability
+            .as_deref()
+            .and_then(|c| self.cfg.capabilities.get(c).map(|k| (c, k.stage)));
+        let stops = self.safety.active();
+        let freeze = Freeze {
+            capability,
+            flag_enabled: capability.is_some_and(|(c, _)| self.flags.enabled(c)),
+            band: self.budget.band(),
+            hard_stop: stops.first().map(|s| s.id.as_str()),
+            canary_tenant: self.cfg.tenant(&cx.tenant).is_some_and(|t| t.canary),
+        };
+        if let Err(d) = freeze::check(&freeze) {
+            return self.refuse(cx, d).await;
+        }
+
+        // 5. Spam-loop gate: an active spam hard stop, or one repeat too many, refuses.
         let mut slot = None;
         if let Some(target) = cx.target.clone() {
             if let Some(stop) = self.safety.spam_stop(&account, &target) {
@@ -216,7 +271,7 @@ impl Pipeline {
             }
         }
 
-        // 5. Durable intent: the key is `dispatching` on disk before anything is sent.
+        // 6. Durable intent: the key is `dispatching` on disk before anything is sent.
         let intent = Intent {
             tenant: cx.tenant.clone(),
             key: key.clone(),
@@ -254,14 +309,14 @@ impl Pipeline {
         };
         cx.attempt = Some(attempt);
 
-        // 6. Forward.
+        // 7. Forward.
         let answer = self
             .upstreams
             .link(upstream)
             .call(params, hop_meta(meta), &ct)
             .await;
 
-        // 7. Durable outcome and audit record, in one transaction.
+        // 8. Durable outcome and audit record, in one transaction.
         let s = classify(&answer, &policy.proof);
         let mut rec = cx.record(s.outcome, s.failure_class, s.reason);
         rec.proof_missing = s.outcome == Outcome::Success && s.proof.is_empty();

@@ -23,7 +23,9 @@ use crate::call::Caller;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::fastpath::FastPath;
-use crate::journal::Store;
+
+use crate::budget::Budget;
+use crate::flags::Flags;
 use crate::journal::sqlite::SqliteJournal;
 use crate::pipeline::Pipeline;
 use crate::safety::SafetyState;
@@ -52,6 +54,8 @@ pub enum StartError {
     },
     #[error("cannot open the journal in the data dir: {0}")]
     Journal(#[from] crate::journal::JournalError),
+    #[error("invalid SLO definitions: {0}")]
+    Slo(#[from] crate::config::ConfigError),
     #[error("unknown tenant {0:?} for --stdio (it is not in the config)")]
     UnknownTenant(String),
     #[error("stdio transport failed: {0}")]
@@ -63,6 +67,8 @@ pub struct Core {
     pub cfg: Arc<Config>,
     pub journal: Arc<SqliteJournal>,
     pub safety: Arc<SafetyState>,
+    pub budget: Arc<Budget>,
+    pub flags: Arc<Flags>,
     pub clock: Arc<dyn Clock>,
     pub upstreams: Arc<Upstreams>,
     pub pipeline: Arc<Pipeline>,
@@ -95,6 +101,16 @@ impl Core {
         for stop in safety.active().iter() {
             tracing::warn!(hard_stop = %stop.id, kind = ?stop.kind, tenant = ?stop.tenant, account = ?stop.account, "active hard stop");
         }
+        let slos = match &cfg.slo_definitions {
+            Some(path) => crate::slo::load(path)?,
+            None => crate::slo::embedded(),
+        };
+        let budget = Arc::new(Budget::load(
+            slos.clone(),
+            journal.as_ref(),
+            Box::new(crate::admin::metrics::observe),
+        )?);
+        let flags = Arc::new(Flags::load(&cfg, journal.as_ref())?);
         // Upstreams start last: nothing is launched for a gateway that cannot record.
         let upstreams = Upstreams::start(&cfg.upstreams);
         let pipeline = Arc::new(Pipeline::new(
@@ -102,6 +118,8 @@ impl Core {
             upstreams.clone(),
             journal.clone(),
             safety.clone(),
+            budget.clone(),
+            flags.clone(),
             clock.clone(),
         ));
         let listeners = Arc::new(Listeners::default());
@@ -113,11 +131,20 @@ impl Core {
                 relay.notify_all().await;
             }
         });
-        spawn_key_pruning(journal.clone(), clock.clone());
+        crate::maintenance::spawn_key_pruning(journal.clone(), clock.clone(), &slos);
+        crate::maintenance::spawn_budget(
+            budget.clone(),
+            journal.clone(),
+            safety.clone(),
+            clock.clone(),
+            &slos,
+        );
         Ok(Self {
             cfg,
             journal,
             safety,
+            budget,
+            flags,
             clock,
             upstreams,
             pipeline,
@@ -133,30 +160,6 @@ impl Core {
             caller,
         )
     }
-}
-
-/// Settled idempotency keys are kept at least this long: the policy's longest SLO window.
-const KEY_RETENTION: Duration = Duration::from_secs(28 * 86_400);
-/// How often old keys are pruned.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-
-/// Prunes settled keys older than [`KEY_RETENTION`] now and then every [`PRUNE_EVERY`].
-fn spawn_key_pruning(journal: Arc<SqliteJournal>, clock: Arc<dyn Clock>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(PRUNE_EVERY);
-        loop {
-            tick.tick().await;
-            let before = clock.now_ms() - KEY_RETENTION.as_millis() as i64;
-            match journal.prune_keys(before).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    pruned = n,
-                    "pruned settled idempotency keys older than 28 days"
-                ),
-                Err(e) => tracing::warn!(error = %e, "idempotency key pruning failed"),
-            }
-        }
-    });
 }
 
 /// A gateway serving HTTP: its bound addresses and its stop switch.
@@ -214,6 +217,8 @@ impl HttpServer {
             auth: admin_auth,
             journal: core.journal.clone(),
             safety: core.safety.clone(),
+            budget: core.budget.clone(),
+            flags: core.flags.clone(),
             clock: core.clock.clone(),
         });
         let admin_handler = move |req: Request<Incoming>| {

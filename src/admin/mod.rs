@@ -1,5 +1,7 @@
 //! The admin listener: liveness, readiness, and the operator endpoints for safety.
 
+mod budget;
+pub mod metrics;
 mod ops;
 pub mod page;
 
@@ -26,6 +28,18 @@ pub type Body = BoxBody<Bytes, Infallible>;
 
 /// Largest request body an admin endpoint reads.
 const MAX_ADMIN_BODY: usize = 64 * 1024;
+/// Largest event batch `POST /v1/events` reads.
+const MAX_EVENTS_BODY: usize = 4 * 1024 * 1024;
+
+/// An HTML page response.
+fn html_response(html: String) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Full::new(Bytes::from(html)).boxed())
+        .expect("static response parts are valid")
+}
 
 /// A JSON response with the given status.
 pub fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
@@ -49,6 +63,8 @@ pub struct AdminState {
     pub auth: Arc<Authenticator>,
     pub journal: Arc<dyn Store>,
     pub safety: Arc<SafetyState>,
+    pub budget: Arc<crate::budget::Budget>,
+    pub flags: Arc<crate::flags::Flags>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -101,6 +117,53 @@ pub async fn route(state: Arc<AdminState>, req: Request<hyper::body::Incoming>) 
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let method = req.method().clone();
     match (&method, segs.as_slice()) {
+        (&Method::GET, [""]) => {
+            let doc = budget::status(&state, &Who::Admin);
+            html_response(page::render(&doc))
+        }
+        (&Method::GET, ["metrics"]) => {
+            let doc = budget::status(&state, &Who::Admin);
+            let mut r = Response::new(Full::new(Bytes::from(metrics::render(&doc))).boxed());
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            r
+        }
+        (&Method::GET, ["v1", "status"]) => match who(&state.auth, &req) {
+            Who::Nobody => unauthorized("an admin or tenant token"),
+            w => json_response(StatusCode::OK, &budget::status(&state, &w)),
+        },
+        (&Method::POST, ["v1", "events"]) => {
+            let w = who(&state.auth, &req);
+            if w == Who::Nobody {
+                return unauthorized("an admin or tenant token");
+            }
+            match Limited::new(req.into_body(), MAX_EVENTS_BODY)
+                .collect()
+                .await
+            {
+                Ok(b) => budget::ingest(&state, &w, &b.to_bytes()).await,
+                Err(e) => error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "invalid_body",
+                    &format!("cannot read body (limit {MAX_EVENTS_BODY} bytes): {e}"),
+                ),
+            }
+        }
+        (&Method::GET, ["v1", "flags"]) => match who(&state.auth, &req) {
+            Who::Nobody => unauthorized("an admin or tenant token"),
+            _ => json_response(StatusCode::OK, &budget::flags(&state)),
+        },
+        (&Method::PUT, ["v1", "flags", capability]) => {
+            let capability = capability.to_string();
+            match admin_body(&state, req).await {
+                Ok(body) => budget::set_flag(&state, &capability, &body).await,
+                Err(resp) => resp,
+            }
+        }
         (&Method::GET, ["healthz"]) => json_response(StatusCode::OK, &json!({"status": "ok"})),
         (&Method::GET, ["readyz"]) => readyz(&state),
         (_, ["healthz"] | ["readyz"]) => error_response(

@@ -402,8 +402,8 @@ impl Engine {
         for i in 0..self.set.slos.len() {
             let firing = self.firing(i, now);
             let slo_id = self.set.slos[i].id.clone();
-            let page = firing.iter().any(|s| *s == Severity::Page);
-            let ticket = firing.iter().any(|s| *s == Severity::Ticket);
+            let page = firing.contains(&Severity::Page);
+            let ticket = firing.contains(&Severity::Ticket);
             let week = self.set.bands.ticket_repeat_window.as_millis() as i64;
             let st = &mut self.state.slos[i];
             match (page, st.page_since) {

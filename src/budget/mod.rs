@@ -32,12 +32,22 @@ struct Snapshot {
     state: EngineState,
 }
 
+/// What the budget saw, for observers such as metrics.
+pub enum Observed<'a> {
+    /// A committed audit record.
+    Record(&'a crate::journal::AuditRecord),
+    /// An SLI event counted (or taken back) for an SLO.
+    Sli(&'a Counted),
+}
+
+/// A callback for [`Observed`] values.
+pub type Observer = Box<dyn Fn(Observed<'_>) + Send + Sync>;
+
 /// The shared budget handle.
 pub struct Budget {
     engine: Mutex<Engine>,
     band: AtomicU8,
-    /// Called with every counted SLI event (metrics).
-    on_count: Box<dyn Fn(&Counted) + Send + Sync>,
+    observer: Observer,
 }
 
 impl Budget {
@@ -45,7 +55,7 @@ impl Budget {
     pub fn load(
         set: SloSet,
         journal: &dyn Store,
-        on_count: Box<dyn Fn(&Counted) + Send + Sync>,
+        observer: Observer,
     ) -> Result<Self, JournalError> {
         let engine = match journal
             .get(SNAPSHOT_KEY)?
@@ -57,7 +67,7 @@ impl Budget {
         let budget = Self {
             engine: Mutex::new(engine),
             band: AtomicU8::new(0),
-            on_count,
+            observer,
         };
         let (mut audit_seq, mut event_seq) = {
             let e = budget.engine.lock().expect("engine lock");
@@ -107,8 +117,11 @@ impl Budget {
                 _ => Vec::new(),
             }
         };
+        if let Committed::Record(r) = c {
+            (self.observer)(Observed::Record(r));
+        }
         for c in &counted {
-            (self.on_count)(c);
+            (self.observer)(Observed::Sli(c));
         }
     }
 

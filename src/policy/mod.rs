@@ -4,6 +4,7 @@
 //! `Err(Denial)` of the first that refuses.
 
 pub mod binding;
+pub mod freeze;
 pub mod idempotency;
 pub mod meta;
 pub mod spam;
