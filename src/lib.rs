@@ -16,8 +16,12 @@
 //!   forward, durable outcome and audit record.
 //! - [`journal`]: the narrow storage interface and its SQLite writer thread (group commit),
 //!   audit hash chain, hard stops.
+//! - [`budget`]: SLO math over the journal's commit feed: rings, burn alerts, bands, status.
+//! - [`flags`]: feature flags of new capabilities, read by the freeze gate.
+//! - [`maintenance`]: background work: budget feed and ticks, audit-gap rule, key pruning.
 //! - [`slo`]: SLO definitions.
-//! - [`admin`]: health, readiness, hard stops and in-doubt resolution.
+//! - [`admin`]: health, readiness, status, events, flags, metrics, the page, hard stops and
+//!   in-doubt resolution.
 //! - [`status_cli`]: `toolgate status`: the admin `/v1/status` document as a terminal table.
 //! - [`slo_rules`]: `toolgate slo rules`: Prometheus recording and burn-rate alert rules.
 //! - [`call`], [`error`]: domain types and the one exhaustive error → JSON-RPC mapping.
