@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::budget::Budget;
 use crate::call::FailureClass;
-use crate::clock::{Clock, rfc3339};
-use crate::journal::{AuditRecord, HardStop, HardStopKind, Outcome, RecordKind, Store};
+use crate::clock::Clock;
+use crate::journal::{AuditRecord, HardStop, HardStopKind, Store};
 use crate::safety::SafetyState;
 use crate::slo::SloSet;
 
@@ -86,36 +86,19 @@ pub fn spawn_budget(
                 sli * 100.0,
                 below * 100.0
             );
-            let mut rec = AuditRecord::new(
-                uuid::Uuid::now_v7().to_string(),
-                rfc3339(now),
-                RecordKind::Operator,
-                "hard_stop.trip",
-                Outcome::Operator,
-            );
-            rec.actor = Some("toolgate".into());
-            rec.reason = Some(reason.clone());
+            let mut rec = AuditRecord::operator("hard_stop.trip", now, "toolgate", &reason);
             rec.failure_class = Some(FailureClass::ToolFailure);
-            let stop = HardStop {
-                id: uuid::Uuid::now_v7().to_string(),
-                kind: HardStopKind::AuditGap,
-                tenant: None,
-                account: None,
-                target: None,
-                reason: reason.clone(),
-                audit_id: Some(rec.id.clone()),
-                created_at: rfc3339(now),
-                created_ms: now,
-                cleared_at: None,
-                cleared_by: None,
-                clear_reason: None,
-            };
-            match journal.trip(stop.clone(), rec).await {
-                Ok(()) => {
-                    tracing::error!(hard_stop = %stop.id, %reason, "HARD STOP tripped: audit gap");
-                    safety.add_stop(stop);
-                }
-                Err(e) => tracing::error!(error = %e, "could not record an audit-gap hard stop"),
+            let stop = HardStop::new(
+                HardStopKind::AuditGap,
+                None,
+                None,
+                None,
+                reason,
+                &rec.id,
+                now,
+            );
+            if let Err(e) = safety.trip(journal.as_ref(), stop, rec).await {
+                tracing::error!(error = %e, "could not record an audit-gap hard stop");
             }
         }
     });

@@ -410,31 +410,21 @@ impl Pipeline {
             Some(FailureClass::PolicyBlocked),
             Some(format!("{}: {}", d.reason.as_str(), d.detail)),
         );
-        let stop = HardStop {
-            id: uuid::Uuid::now_v7().to_string(),
+        let target = (kind == HardStopKind::SpamLoop)
+            .then(|| cx.target.clone())
+            .flatten();
+        let stop = HardStop::new(
             kind,
-            tenant: Some(cx.tenant.clone()),
-            account: cx.account.clone(),
-            target: (kind == HardStopKind::SpamLoop)
-                .then(|| cx.target.clone())
-                .flatten(),
-            reason: d.detail.clone(),
-            audit_id: Some(cx.audit_id.clone()),
-            created_at: rfc3339(cx.now_ms),
-            created_ms: cx.now_ms,
-            cleared_at: None,
-            cleared_by: None,
-            clear_reason: None,
-        };
-        match self.journal.trip(stop.clone(), rec).await {
-            Ok(()) => {
-                tracing::error!(hard_stop = %stop.id, kind = ?kind, tenant = %cx.tenant, account = ?cx.account, detail = %d.detail, "HARD STOP tripped");
-                self.safety.add_stop(stop);
-            }
-            // Still refuse: failing to record a safety event must not let the call through.
-            Err(e) => {
-                tracing::error!(audit_id = %cx.audit_id, error = %e, "could not record a hard stop")
-            }
+            Some(cx.tenant.clone()),
+            cx.account.clone(),
+            target,
+            d.detail.clone(),
+            &cx.audit_id,
+            cx.now_ms,
+        );
+        // Refuse either way: failing to record a safety event must not let the call through.
+        if let Err(e) = self.safety.trip(self.journal.as_ref(), stop, rec).await {
+            tracing::error!(audit_id = %cx.audit_id, error = %e, "could not record a hard stop");
         }
         Err(GatewayError::Refused(d).to_error_data(&cx.audit_id))
     }

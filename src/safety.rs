@@ -105,6 +105,21 @@ impl SafetyState {
         *guard = Arc::new(next);
     }
 
+    /// Records a hard stop with the audit record of what tripped it, then enforces it. If the
+    /// journal fails, the stop is not enforced from memory either (the caller has refused the
+    /// call that tripped it in any case) and the error is returned.
+    pub async fn trip(
+        &self,
+        journal: &dyn Store,
+        stop: HardStop,
+        audit: crate::journal::AuditRecord,
+    ) -> Result<(), JournalError> {
+        journal.trip(stop.clone(), audit).await?;
+        tracing::error!(hard_stop = %stop.id, kind = ?stop.kind, tenant = ?stop.tenant, account = ?stop.account, reason = %stop.reason, "HARD STOP tripped");
+        self.add_stop(stop);
+        Ok(())
+    }
+
     /// Takes a slot in the (account, action, target) window, or refuses a spam loop. `Ok(None)`
     /// when the guard does not watch this action.
     pub fn reserve(

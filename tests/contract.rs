@@ -29,7 +29,7 @@ use toolgate::journal::{
     Proof, RecordKind, Resolution, Settle, Store,
 };
 
-const SCHEMAS: [&str; 8] = [
+const SCHEMAS: [&str; 10] = [
     "gateway-config.schema.json",
     "slo-definitions.schema.json",
     "request-meta.schema.json",
@@ -38,6 +38,8 @@ const SCHEMAS: [&str; 8] = [
     "audit-record.schema.json",
     "hard-stop.schema.json",
     "admin-api.schema.json",
+    "sli-event.schema.json",
+    "status.schema.json",
 ];
 
 fn root() -> PathBuf {
@@ -2863,6 +2865,778 @@ fn safety_contract_is_documented() {
         "403",
         "prev_hash",
         "spam_loop",
+    ] {
+        assert!(
+            readme.contains(phrase),
+            "proto/README.md does not document {phrase}"
+        );
+    }
+}
+
+// ---- runner events, the status document, flags --------------------------------------------
+
+use toolgate::budget::events as runner_events;
+use toolgate::budget::{Engine, Scope, status as budget_status};
+
+const SLI_EVENT: &str = "sli-event.schema.json";
+const STATUS: &str = "status.schema.json";
+
+/// The clock of the budget tests: an hour after [`T0`].
+const NOW: i64 = T0 + 3_600_000;
+
+/// `NOW` shifted by `secs` seconds, as RFC 3339.
+fn at(secs: i64) -> String {
+    rfc3339(NOW + secs * 1000)
+}
+
+/// Events `events::parse` accepts, each with the caller's tenant (`None`: the admin token).
+fn events_accepted() -> Vec<(&'static str, Option<&'static str>, Value)> {
+    vec![
+        (
+            "job start with every tag",
+            Some("acme"),
+            json!({"id": "e1", "type": "job_started", "job_id": "j1", "kind": "publish",
+                   "scheduled_at": at(-600), "started_at": at(-420),
+                   "tags": {"client_id": "acme", "platform": "instagram", "lane": "api", "action_type": "publish"}}),
+        ),
+        (
+            "job start as the pipeline derives it",
+            Some("acme"),
+            json!({"id": "job:j2", "type": "job_started", "job_id": "j2", "kind": "engagement_ingest",
+                   "scheduled_at": at(-60), "started_at": rfc3339(NOW),
+                   "tags": {"platform": "instagram", "lane": "browser", "action_type": "other"}}),
+        ),
+        (
+            "job started before it was due, offset and fraction",
+            Some("acme"),
+            json!({"id": "e3", "type": "job_started", "job_id": "j3", "kind": "nightly",
+                   "scheduled_at": "2026-04-24T05:00:00.5+02:00", "started_at": "2026-04-24T02:59:00Z"}),
+        ),
+        (
+            "episode with a side-effect count, no finished_at",
+            Some("acme"),
+            json!({"id": "e4", "type": "episode_finished", "episode_id": "ep1", "outcome": "completed", "side_effects": 3}),
+        ),
+        (
+            "episode without side effects, finished_at null, tags null",
+            Some("acme"),
+            json!({"id": "e5", "type": "episode_finished", "episode_id": "ep2", "outcome": "human_intervention",
+                   "side_effects": false, "finished_at": null, "tags": null}),
+        ),
+        (
+            "failed episode, zero side effects",
+            Some("acme"),
+            json!({"id": "e6", "type": "episode_finished", "episode_id": "ep3", "outcome": "failed",
+                   "side_effects": 0, "finished_at": at(-5)}),
+        ),
+        (
+            "post verified by key",
+            Some("acme"),
+            json!({"id": "e7", "type": "post_verified", "idempotency_key": "k1",
+                   "published_at": at(-900), "visible_at": at(-840)}),
+        ),
+        (
+            "post not found, by audit id",
+            Some("acme"),
+            json!({"id": "e8", "type": "post_verified", "audit_id": new_id(), "idempotency_key": null,
+                   "published_at": at(-900), "visible_at": null}),
+        ),
+        (
+            "inbound visible",
+            Some("acme"),
+            json!({"id": "e9", "type": "inbound_visible", "event_id": "m1", "created_at": at(-400), "visible_at": at(-100),
+                   "tags": {"lane": null, "action_type": null, "client_id": null}}),
+        ),
+        (
+            "auto reply",
+            Some("acme"),
+            json!({"id": "e10", "type": "auto_reply_sent", "event_id": "m1", "created_at": at(-400), "sent_at": at(-30)}),
+        ),
+        (
+            "wrong account, own tenant named, unknown members ignored",
+            Some("acme"),
+            json!({"id": "e11", "type": "wrong_account_detected", "tenant": "acme", "account": "b-ig",
+                   "detail": "liked from the wrong page", "at": at(-1), "severity": "high",
+                   "tags": {"platform": "instagram", "campaign": "spring"}}),
+        ),
+        (
+            "dependency incident by the admin token",
+            None,
+            json!({"id": "e12", "type": "dependency_incident", "tenant": "acme", "platform": "instagram",
+                   "start": at(-3000), "end": at(-2000)}),
+        ),
+        (
+            "tenant null with a tenant token, a zero-length incident",
+            Some("acme"),
+            json!({"id": "e13", "type": "dependency_incident", "tenant": null, "platform": "x",
+                   "start": at(-10), "end": at(-10)}),
+        ),
+        (
+            "a time up to 5 minutes ahead, 512-byte strings",
+            Some("acme"),
+            json!({"id": "i".repeat(512), "type": "inbound_visible", "event_id": "m".repeat(512),
+                   "created_at": at(299), "visible_at": at(299)}),
+        ),
+    ]
+}
+
+/// Events both `events::parse` and the schema reject.
+fn events_rejected_by_both() -> Vec<(&'static str, Value)> {
+    let good = json!({"id": "x", "type": "post_verified", "audit_id": "a1", "published_at": at(-60), "visible_at": at(-30)});
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut v = good.clone();
+        f(&mut v);
+        v
+    };
+    let without = |k: &str| with(&|v| drop(v.as_object_mut().unwrap().remove(k)));
+    vec![
+        ("not an object", json!([good.clone()])),
+        ("a string", json!("post_verified")),
+        ("no id", without("id")),
+        ("empty id", with(&|v| v["id"] = json!(""))),
+        ("numeric id", with(&|v| v["id"] = json!(7))),
+        (
+            "id over 512 bytes",
+            with(&|v| v["id"] = json!("x".repeat(513))),
+        ),
+        ("no type", without("type")),
+        (
+            "unknown type",
+            with(&|v| v["type"] = json!("post_published")),
+        ),
+        ("type null", with(&|v| v["type"] = Value::Null)),
+        ("empty tenant", with(&|v| v["tenant"] = json!(""))),
+        ("numeric tenant", with(&|v| v["tenant"] = json!(1))),
+        ("tags an array", with(&|v| v["tags"] = json!(["api"]))),
+        ("tags a string", with(&|v| v["tags"] = json!("api"))),
+        (
+            "unknown lane",
+            with(&|v| v["tags"] = json!({"lane": "API"})),
+        ),
+        (
+            "unknown action",
+            with(&|v| v["tags"] = json!({"action_type": "share"})),
+        ),
+        (
+            "empty client id",
+            with(&|v| v["tags"] = json!({"client_id": ""})),
+        ),
+        (
+            "numeric platform",
+            with(&|v| v["tags"] = json!({"platform": 3})),
+        ),
+        ("post without audit_id or key", without("audit_id")),
+        (
+            "post with both null",
+            with(&|v| {
+                v["audit_id"] = Value::Null;
+                v["idempotency_key"] = Value::Null;
+            }),
+        ),
+        (
+            "post with an empty key only",
+            with(&|v| {
+                v.as_object_mut().unwrap().remove("audit_id");
+                v["idempotency_key"] = json!("");
+            }),
+        ),
+        ("post without visible_at", without("visible_at")),
+        ("post without published_at", without("published_at")),
+        (
+            "visible_at not a time",
+            with(&|v| v["visible_at"] = json!("soon")),
+        ),
+        (
+            "published_at a date only",
+            with(&|v| v["published_at"] = json!("2026-04-24")),
+        ),
+        (
+            "published_at without offset",
+            with(&|v| v["published_at"] = json!("2026-04-24T03:00:00")),
+        ),
+        (
+            "published_at epoch millis",
+            with(&|v| v["published_at"] = json!(NOW)),
+        ),
+        (
+            "job start without started_at",
+            json!({"id": "x", "type": "job_started", "job_id": "j", "kind": "publish", "scheduled_at": at(-60)}),
+        ),
+        (
+            "job start without kind",
+            json!({"id": "x", "type": "job_started", "job_id": "j", "scheduled_at": at(-60), "started_at": at(0)}),
+        ),
+        (
+            "job start with an empty job id",
+            json!({"id": "x", "type": "job_started", "job_id": "", "kind": "publish", "scheduled_at": at(-60), "started_at": at(0)}),
+        ),
+        (
+            "episode outcome unknown",
+            json!({"id": "x", "type": "episode_finished", "episode_id": "e", "outcome": "meh", "side_effects": 1}),
+        ),
+        (
+            "episode without side_effects",
+            json!({"id": "x", "type": "episode_finished", "episode_id": "e", "outcome": "completed"}),
+        ),
+        (
+            "episode with negative side effects",
+            json!({"id": "x", "type": "episode_finished", "episode_id": "e", "outcome": "completed", "side_effects": -1}),
+        ),
+        (
+            "episode with side effects as text",
+            json!({"id": "x", "type": "episode_finished", "episode_id": "e", "outcome": "completed", "side_effects": "yes"}),
+        ),
+        (
+            "episode with a fractional count",
+            json!({"id": "x", "type": "episode_finished", "episode_id": "e", "outcome": "completed", "side_effects": 1.5}),
+        ),
+        (
+            "episode without episode_id",
+            json!({"id": "x", "type": "episode_finished", "outcome": "completed", "side_effects": true}),
+        ),
+        (
+            "episode finished_at not a time",
+            json!({"id": "x", "type": "episode_finished", "episode_id": "e", "outcome": "completed", "side_effects": true, "finished_at": "today"}),
+        ),
+        (
+            "inbound without visible_at",
+            json!({"id": "x", "type": "inbound_visible", "event_id": "m", "created_at": at(-60)}),
+        ),
+        (
+            "inbound with visible_at null",
+            json!({"id": "x", "type": "inbound_visible", "event_id": "m", "created_at": at(-60), "visible_at": null}),
+        ),
+        (
+            "inbound created_at not a time",
+            json!({"id": "x", "type": "inbound_visible", "event_id": "m", "created_at": "yesterday", "visible_at": at(0)}),
+        ),
+        (
+            "auto reply without sent_at",
+            json!({"id": "x", "type": "auto_reply_sent", "event_id": "m", "created_at": at(-60)}),
+        ),
+        (
+            "auto reply with visible_at instead of sent_at",
+            json!({"id": "x", "type": "auto_reply_sent", "event_id": "m", "created_at": at(-60), "visible_at": at(0)}),
+        ),
+        (
+            "wrong account without detail",
+            json!({"id": "x", "type": "wrong_account_detected", "account": "a"}),
+        ),
+        (
+            "wrong account with an empty account",
+            json!({"id": "x", "type": "wrong_account_detected", "account": "", "detail": "d"}),
+        ),
+        (
+            "wrong account with at not a time",
+            json!({"id": "x", "type": "wrong_account_detected", "account": "a", "detail": "d", "at": 5}),
+        ),
+        (
+            "incident without end",
+            json!({"id": "x", "type": "dependency_incident", "platform": "instagram", "start": at(-60)}),
+        ),
+        (
+            "incident without platform",
+            json!({"id": "x", "type": "dependency_incident", "start": at(-60), "end": at(0)}),
+        ),
+    ]
+}
+
+/// Events the parser rejects and the schema cannot: each rule is in the schema's description
+/// and proto/README.md ("Runner events"), named by the phrase given here.
+fn events_rejected_by_the_parser_only()
+-> Vec<(&'static str, Option<&'static str>, Value, &'static str)> {
+    vec![
+        (
+            "the admin token without a tenant",
+            None,
+            json!({"id": "x", "type": "wrong_account_detected", "account": "a", "detail": "d"}),
+            "admin token",
+        ),
+        (
+            "another tenant named with a tenant token",
+            Some("acme"),
+            json!({"id": "x", "type": "wrong_account_detected", "tenant": "other", "account": "a", "detail": "d"}),
+            "own tenant",
+        ),
+        (
+            "more than 5 minutes ahead",
+            Some("acme"),
+            json!({"id": "x", "type": "auto_reply_sent", "event_id": "m", "created_at": at(301), "sent_at": at(400)}),
+            "5 minutes",
+        ),
+        (
+            "an incident ending before it starts",
+            Some("acme"),
+            json!({"id": "x", "type": "dependency_incident", "platform": "instagram", "start": at(-60), "end": at(-120)}),
+            "before its `start`",
+        ),
+        (
+            "a 300-character id of 600 bytes",
+            Some("acme"),
+            json!({"id": "é".repeat(300), "type": "wrong_account_detected", "account": "a", "detail": "d"}),
+            "in bytes",
+        ),
+        (
+            "a side-effect count written with a fraction",
+            Some("acme"),
+            json!({"id": "x", "type": "episode_finished", "episode_id": "e", "outcome": "completed", "side_effects": 2.0}),
+            "without a fraction",
+        ),
+    ]
+}
+
+#[test]
+fn sli_event_schema_and_parser_agree() {
+    for (what, caller, v) in events_accepted() {
+        if let Err(e) = runner_events::parse(&v, caller, NOW) {
+            panic!("the parser rejects {what}: {e}\n{v:#}");
+        }
+        schema::assert_valid(SLI_EVENT, &v);
+    }
+    for (what, v) in events_rejected_by_both() {
+        for caller in [Some("acme"), None] {
+            let mut v = v.clone();
+            if caller.is_none() && v.get("tenant").is_none() && v.is_object() {
+                v["tenant"] = json!("acme");
+            }
+            assert!(
+                runner_events::parse(&v, caller, NOW).is_err(),
+                "the parser accepts {what}: {v:#}"
+            );
+        }
+        assert!(
+            !schema::is_valid(SLI_EVENT, &v),
+            "the schema accepts {what}: {v:#}"
+        );
+    }
+    let readme = read("proto/README.md");
+    let description = schema::schema_json(SLI_EVENT)["description"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (what, caller, v, phrase) in events_rejected_by_the_parser_only() {
+        assert!(
+            runner_events::parse(&v, caller, NOW).is_err(),
+            "the parser accepts {what}"
+        );
+        schema::assert_valid(SLI_EVENT, &v);
+        assert!(
+            readme.contains(phrase) && description.contains(phrase),
+            "{what}: proto/README.md and the schema's description must say {phrase:?}"
+        );
+    }
+    // The request body: an array of events.
+    let batch: Vec<Value> = events_accepted().into_iter().map(|(_, _, v)| v).collect();
+    schema::assert_valid(&format!("{ADMIN}#/$defs/events_request"), &json!(batch));
+    schema::assert_invalid(
+        &format!("{ADMIN}#/$defs/events_request"),
+        &json!({"events": batch}),
+    );
+}
+
+/// The schema's enums are the parser's: event types, lanes and actions.
+#[test]
+fn sli_event_schema_enums_are_the_parser_enums() {
+    let kinds = [
+        EventKind::JobStarted,
+        EventKind::EpisodeFinished,
+        EventKind::PostVerified,
+        EventKind::InboundVisible,
+        EventKind::AutoReplySent,
+        EventKind::WrongAccountDetected,
+        EventKind::DependencyIncident,
+    ];
+    for k in kinds {
+        match k {
+            EventKind::JobStarted
+            | EventKind::EpisodeFinished
+            | EventKind::PostVerified
+            | EventKind::InboundVisible
+            | EventKind::AutoReplySent
+            | EventKind::WrongAccountDetected
+            | EventKind::DependencyIncident => {}
+        }
+    }
+    let names: BTreeSet<String> = kinds
+        .iter()
+        .map(|k| wire(k).as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(schema_enum(SLI_EVENT, "/properties/type"), names);
+    let s = schema::schema_json(SLI_EVENT);
+    for name in &names {
+        assert!(
+            s["$defs"].get(name.as_str()).is_some(),
+            "proto/{SLI_EVENT} has no $defs/{name}"
+        );
+    }
+    let lanes: BTreeSet<String> = [Lane::Api, Lane::Browser]
+        .iter()
+        .map(|l| wire(l).as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        schema_enum(SLI_EVENT, "/properties/tags/properties/lane"),
+        lanes
+    );
+    let actions: BTreeSet<String> = [
+        Action::Publish,
+        Action::Dm,
+        Action::Comment,
+        Action::Like,
+        Action::Other,
+    ]
+    .iter()
+    .map(|a| wire(a).as_str().unwrap().to_string())
+    .collect();
+    assert_eq!(
+        schema_enum(SLI_EVENT, "/properties/tags/properties/action_type"),
+        actions
+    );
+}
+
+/// A publish call record as the pipeline writes it for SLO-01/02.
+fn publish_record(seq: u64, secs: i64, key: &str, lane: Lane, outcome: Outcome) -> AuditRecord {
+    let mut r = AuditRecord::new(
+        new_id(),
+        at(secs),
+        RecordKind::Call,
+        "social__publish_post",
+        outcome,
+    );
+    r.seq = seq;
+    r.tenant = Some("acme".into());
+    r.account = Some("acme-ig".into());
+    r.platform = Some("instagram".into());
+    r.lane = Some(lane);
+    r.action = Some(Action::Publish);
+    r.side_effect = true;
+    r.idempotency_key = Some(key.into());
+    r.attempt = Some(1);
+    match outcome {
+        Outcome::Success if lane == Lane::Api => {
+            r.proof = Proof {
+                post_id: Some(format!("post-{key}")),
+                ..Default::default()
+            }
+        }
+        Outcome::Success => {}
+        Outcome::Refused => r.failure_class = Some(FailureClass::PolicyBlocked),
+        _ => {
+            r.failure_class = Some(FailureClass::ToolFailure);
+            r.reason = Some("upstream closed the connection".into());
+        }
+    }
+    r
+}
+
+/// An engine fed through the library as the gateway feeds it: audit records and runner events
+/// of tenant acme (and one of tenant beta).
+fn fed_engine() -> Engine {
+    let mut e = Engine::new(toolgate::slo::embedded());
+    let mut seq = 0;
+    let mut next = || {
+        seq += 1;
+        seq
+    };
+    for i in 0..30 {
+        let outcome = if i % 10 == 3 {
+            Outcome::Failed
+        } else {
+            Outcome::Success
+        };
+        e.observe_record(&publish_record(
+            next(),
+            -3000 + i * 60,
+            &format!("k{i}"),
+            Lane::Api,
+            outcome,
+        ));
+    }
+    // A browser publish without proof (SLO-02 requires it), an in-doubt one and a refusal.
+    e.observe_record(&publish_record(
+        next(),
+        -500,
+        "b1",
+        Lane::Browser,
+        Outcome::Success,
+    ));
+    e.observe_record(&publish_record(
+        next(),
+        -400,
+        "b2",
+        Lane::Browser,
+        Outcome::InDoubt,
+    ));
+    e.observe_record(&publish_record(
+        next(),
+        -300,
+        "b3",
+        Lane::Api,
+        Outcome::Refused,
+    ));
+    let mut dm = call_record(Outcome::Success, NOW - 200_000);
+    dm.seq = next();
+    e.observe_record(&dm);
+    let mut events: Vec<(Option<&str>, Value)> = events_accepted()
+        .into_iter()
+        .map(|(_, caller, v)| (caller, v))
+        .collect();
+    events.push((
+        None,
+        json!({"id": "b-job", "type": "job_started", "tenant": "beta", "job_id": "bj", "kind": "publish",
+               "scheduled_at": at(-1200), "started_at": at(-1190), "tags": {"platform": "tiktok"}}),
+    ));
+    events.push((
+        Some("acme"),
+        json!({"id": "v-b2", "type": "post_verified", "idempotency_key": "b2", "published_at": at(-400), "visible_at": at(-100)}),
+    ));
+    for (n, (caller, v)) in events.into_iter().enumerate() {
+        let ev = runner_events::parse(&v, caller, NOW)
+            .unwrap_or_else(|err| panic!("event {n} rejected: {err}\n{v:#}"));
+        e.observe_event(&ev, n as u64 + 1);
+    }
+    e.tick(NOW);
+    e
+}
+
+#[test]
+fn status_documents_match_the_schema() {
+    let engine = fed_engine();
+    let trip = call_record(Outcome::Refused, NOW - 60_000);
+    let stop = hard_stop(HardStopKind::WrongAccount, &trip, "b-ig");
+    let stops = [stop.clone()];
+    let n_slos = engine.set().slos.len();
+
+    // Scope all, with an active hard stop.
+    let all = budget_status::document(&engine, &Scope::All, &stops, &stops, 2, NOW);
+    schema::assert_valid(STATUS, &all);
+    assert_eq!(all["band"], "RED", "{all:#}");
+    assert_eq!(all["scope"], "all");
+    assert_eq!(all["in_doubt"], 2);
+    assert_eq!(all["hard_stops"].as_array().unwrap().len(), 1);
+    let slos = all["slos"].as_array().unwrap();
+    assert_eq!(slos.len(), n_slos);
+    let slo = |id: &str| slos.iter().find(|s| s["id"] == id).unwrap();
+    // The document is not trivial: the array members the schema describes are filled.
+    let pub_api = slo("SLO-01");
+    assert!(pub_api["valid"].as_u64().unwrap() >= 30, "{pub_api:#}");
+    for key in [
+        "alerts",
+        "top_failure_reasons",
+        "top_clients",
+        "top_platforms",
+    ] {
+        assert!(
+            !pub_api[key].as_array().unwrap().is_empty(),
+            "SLO-01 {key} is empty: {pub_api:#}"
+        );
+    }
+    assert!(pub_api["time_to_exhaustion"].is_number(), "{pub_api:#}");
+    assert_eq!(
+        slo("SLO-07")["band"],
+        "RED",
+        "the wrong-account event is bad"
+    );
+    assert!(slo("SLO-05A")["valid"].as_u64().unwrap() >= 1);
+    assert!(slo("SLO-06B")["sli"].is_number());
+
+    // A tenant: its own stop, its own client; in_doubt as GET /v1/status sends it (null) and
+    // as document() builds it.
+    let mut mine = budget_status::document(
+        &engine,
+        &Scope::Tenant("acme".into()),
+        &stops,
+        &stops,
+        2,
+        NOW,
+    );
+    schema::assert_valid(STATUS, &mine);
+    mine["in_doubt"] = Value::Null;
+    schema::assert_valid(STATUS, &mine);
+    assert_eq!(mine["scope"], "tenant:acme");
+    assert_eq!(mine["band"], "RED");
+    assert_eq!(mine["hard_stops"].as_array().unwrap().len(), 1);
+    // Another tenant sees neither acme's stop nor its clients.
+    let beta = budget_status::document(
+        &engine,
+        &Scope::Tenant("beta".into()),
+        &stops,
+        &stops,
+        2,
+        NOW,
+    );
+    schema::assert_valid(STATUS, &beta);
+    assert_eq!(beta["hard_stops"], json!([]));
+    for s in beta["slos"].as_array().unwrap() {
+        for c in s["top_clients"].as_array().unwrap() {
+            assert_eq!(c["client_id"], "beta", "{beta:#}");
+        }
+    }
+
+    // Without data and without stops: GREEN, no SLI.
+    let empty = Engine::new(toolgate::slo::embedded());
+    let quiet = budget_status::document(&empty, &Scope::All, &[], &[], 0, NOW);
+    schema::assert_valid(STATUS, &quiet);
+    assert_eq!(quiet["band"], "GREEN");
+    assert!(quiet["slos"][0]["sli"].is_null());
+    schema::assert_valid(
+        STATUS,
+        &budget_status::document(&empty, &Scope::Tenant("acme".into()), &[], &[], 0, NOW),
+    );
+
+    // What the schema refuses.
+    let broken = |doc: &Value, f: &dyn Fn(&mut Value)| {
+        let mut v = doc.clone();
+        f(&mut v);
+        v
+    };
+    for (what, v) in [
+        (
+            "GREEN with a hard stop",
+            broken(&all, &|v| v["band"] = json!("GREEN")),
+        ),
+        (
+            "GREEN with a RED SLO",
+            broken(&all, &|v| {
+                v["hard_stops"] = json!([]);
+                v["band"] = json!("GREEN");
+            }),
+        ),
+        (
+            "an unknown band",
+            broken(&all, &|v| v["band"] = json!("AMBER")),
+        ),
+        (
+            "a missing burn window",
+            broken(&all, &|v| {
+                v["slos"][0]["burn_rates"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("3d");
+            }),
+        ),
+        (
+            "an extra SLO member",
+            broken(&all, &|v| v["slos"][0]["owner"] = json!("sre")),
+        ),
+        (
+            "in_doubt null for the admin",
+            broken(&all, &|v| v["in_doubt"] = Value::Null),
+        ),
+        (
+            "an SLI without events",
+            broken(&quiet, &|v| v["slos"][0]["sli"] = json!(1.0)),
+        ),
+        (
+            "a tenant with alerts",
+            broken(&mine, &|v| {
+                v["slos"][0]["alerts"] = all["slos"][0]["alerts"].clone()
+            }),
+        ),
+        (
+            "a tenant with a 5m burn rate",
+            broken(&mine, &|v| v["slos"][0]["burn_rates"]["5m"] = json!(0.5)),
+        ),
+        (
+            "a cleared hard stop",
+            broken(&all, &|v| {
+                v["hard_stops"][0]["cleared_at"] = json!(at(0));
+                v["hard_stops"][0]["cleared_by"] = json!("ops");
+                v["hard_stops"][0]["clear_reason"] = json!("checked");
+            }),
+        ),
+    ] {
+        assert!(!schema::is_valid(STATUS, &v), "the schema accepts {what}");
+    }
+}
+
+/// The bodies of `POST /v1/events` and the flag endpoints. The handlers (src/admin/budget.rs)
+/// are private; these mirror them, and tests/budget.rs drives the real endpoints.
+#[test]
+fn events_and_flag_bodies_match_the_schema() {
+    let events = format!("{ADMIN}#/$defs/events_response");
+    let results = json!([
+        {"index": 0, "id": "e1", "status": "accepted"},
+        {"index": 1, "id": "e1", "status": "duplicate"},
+        {"index": 2, "id": null, "status": "rejected", "error": "id is required"},
+        {"index": 3, "id": 7, "status": "rejected", "error": "id must be a non-empty string (≤ 512 bytes)"},
+    ]);
+    let good = json!({"accepted": 1, "duplicates": 1, "rejected": 2, "results": results});
+    schema::assert_valid(&events, &good);
+    schema::assert_valid(ADMIN, &good);
+    for bad in [
+        json!({"accepted": 0, "duplicates": 0, "rejected": 1,
+               "results": [{"index": 0, "id": null, "status": "rejected"}]}),
+        json!({"accepted": 1, "duplicates": 0, "rejected": 0,
+               "results": [{"index": 0, "id": "e", "status": "accepted", "error": "x"}]}),
+        json!({"accepted": 1, "duplicates": 0, "rejected": 0,
+               "results": [{"index": 0, "id": "e", "status": "pending"}]}),
+        json!({"accepted": 1, "duplicates": 0, "rejected": 0,
+               "results": [{"index": 0, "id": null, "status": "accepted"}]}),
+        json!({"accepted": 1, "duplicates": 0, "results": []}),
+    ] {
+        schema::assert_invalid(&events, &bad);
+    }
+    let flags = format!("{ADMIN}#/$defs/flags_response");
+    schema::assert_valid(
+        &flags,
+        &json!({"flags": [{"capability": "dm_send", "enabled": false}]}),
+    );
+    schema::assert_invalid(&flags, &json!({"flags": [{"capability": "dm_send"}]}));
+    let req = format!("{ADMIN}#/$defs/flag_request");
+    for good in [
+        json!({"enabled": true, "by": "ops", "reason": "canary passed"}),
+        json!({"enabled": true, "by": "ops", "reason": "canary passed", "approved_by": "reliability owner"}),
+        json!({"enabled": false, "by": "ops", "reason": "rollback", "approved_by": null}),
+    ] {
+        schema::assert_valid(&req, &good);
+    }
+    for bad in [
+        json!({"enabled": "yes", "by": "ops", "reason": "x"}),
+        json!({"enabled": true, "by": " ", "reason": "x"}),
+        json!({"enabled": true, "reason": "x"}),
+        json!({"enabled": true, "by": "ops", "reason": "x", "force": true}),
+    ] {
+        schema::assert_invalid(&req, &bad);
+    }
+    let resp = format!("{ADMIN}#/$defs/flag_response");
+    for band in [
+        toolgate::budget::Band::Green,
+        toolgate::budget::Band::Yellow,
+        toolgate::budget::Band::Red,
+    ] {
+        schema::assert_valid(
+            &resp,
+            &json!({"capability": "dm_send", "enabled": true, "band": band}),
+        );
+        assert_eq!(wire(band), band.as_str());
+    }
+    assert_eq!(
+        schema_enum(STATUS, "/$defs/band"),
+        schema_enum(ADMIN, "/$defs/flag_response/properties/band")
+    );
+    for code in ["approval_required", "no_flag"] {
+        schema::assert_valid(
+            &format!("{ADMIN}#/$defs/error"),
+            &json!({"error": code, "message": "a sentence"}),
+        );
+    }
+}
+
+#[test]
+fn budget_contract_is_documented() {
+    let readme = read("proto/README.md");
+    for phrase in [
+        "sli-event.schema.json",
+        "status.schema.json",
+        "POST /v1/events",
+        "GET /v1/status",
+        "GET /v1/flags",
+        "PUT /v1/flags/{capability}",
+        "(tenant, id)",
+        "job_id",
+        "in-doubt",
+        "wrong_account_detected",
+        "approval_required",
     ] {
         assert!(
             readme.contains(phrase),

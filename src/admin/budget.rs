@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 use super::{AdminState, Body, Who, error_response, json_response};
 use crate::budget::events::{self, Detail};
 use crate::budget::{Band, Scope};
-use crate::clock::rfc3339;
+
 use crate::config::Stage;
-use crate::journal::{AuditRecord, HardStop, HardStopKind, Outcome, Proof, RecordKind, Resolution};
+use crate::journal::{AuditRecord, HardStop, HardStopKind, Proof, Resolution};
 use crate::slo::EventKind;
 
 /// `GET /v1/status` (and the page and metrics): the admin sees everything, a tenant its own.
@@ -117,15 +117,12 @@ async fn effects(state: &AdminState, e: &events::RunnerEvent, now: i64) {
                 ..
             },
         ) => {
-            let mut audit = AuditRecord::new(
-                uuid::Uuid::now_v7().to_string(),
-                rfc3339(now),
-                RecordKind::Operator,
+            let mut audit = AuditRecord::operator(
                 "idempotency.resolve",
-                Outcome::Operator,
+                now,
+                "post_verified event",
+                &format!("happened: verified visible (event {})", e.id),
             );
-            audit.actor = Some("post_verified event".into());
-            audit.reason = Some(format!("happened: verified visible (event {})", e.id));
             audit.tenant = Some(e.tenant.clone());
             audit.idempotency_key = Some(key.clone());
             let result = json!({"result": {"content": [{"type": "text", "text": "verified visible"}],
@@ -145,37 +142,26 @@ async fn effects(state: &AdminState, e: &events::RunnerEvent, now: i64) {
         (EventKind::WrongAccountDetected, Detail::WrongAccount { account, detail })
             if state.cfg.safety.hard_stop_on_wrong_account =>
         {
-            let mut audit = AuditRecord::new(
-                uuid::Uuid::now_v7().to_string(),
-                rfc3339(now),
-                RecordKind::Operator,
+            let mut audit = AuditRecord::operator(
                 "hard_stop.trip",
-                Outcome::Operator,
+                now,
+                "wrong_account_detected event",
+                &format!("wrong_account_detected: {detail}"),
             );
-            audit.actor = Some("wrong_account_detected event".into());
             audit.tenant = Some(e.tenant.clone());
             audit.account = Some(account.clone());
-            audit.reason = Some(format!("wrong_account_detected: {detail}"));
-            let stop = HardStop {
-                id: uuid::Uuid::now_v7().to_string(),
-                kind: HardStopKind::WrongAccount,
-                tenant: Some(e.tenant.clone()),
-                account: Some(account.clone()),
-                target: None,
-                reason: format!("wrong-account action detected: {detail}"),
-                audit_id: Some(audit.id.clone()),
-                created_at: rfc3339(now),
-                created_ms: now,
-                cleared_at: None,
-                cleared_by: None,
-                clear_reason: None,
-            };
-            match state.journal.trip(stop.clone(), audit).await {
-                Ok(()) => {
-                    tracing::error!(hard_stop = %stop.id, tenant = %e.tenant, %account, "HARD STOP tripped: wrong-account action detected");
-                    state.safety.add_stop(stop);
-                }
-                Err(err) => tracing::error!(error = %err, "could not record a hard stop"),
+            let reason = format!("wrong-account action detected: {detail}");
+            let stop = HardStop::new(
+                HardStopKind::WrongAccount,
+                Some(e.tenant.clone()),
+                Some(account.clone()),
+                None,
+                reason,
+                &audit.id,
+                now,
+            );
+            if let Err(err) = state.safety.trip(state.journal.as_ref(), stop, audit).await {
+                tracing::error!(error = %err, "could not record a hard stop");
             }
         }
         _ => {}
@@ -256,14 +242,7 @@ pub async fn set_flag(state: &AdminState, capability: &str, body: &[u8]) -> http
         );
     }
     let now = state.clock.now_ms();
-    let mut audit = AuditRecord::new(
-        uuid::Uuid::now_v7().to_string(),
-        rfc3339(now),
-        RecordKind::Operator,
-        "flag.set",
-        Outcome::Operator,
-    );
-    audit.actor = Some(req.by.clone());
+    let mut audit = AuditRecord::operator("flag.set", now, &req.by, "");
     audit.capability = Some(capability.to_string());
     audit.reason = Some(format!(
         "{} while {}: {}{}",

@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{AdminState, Body, Who, error_response, json_response};
-use crate::clock::rfc3339;
-use crate::journal::{AuditRecord, Outcome, Proof, RecordKind, Resolution};
+
+use crate::journal::{AuditRecord, Proof, Resolution};
 
 /// `GET /v1/hard-stops[?all=true]`: the admin sees every tenant's, a tenant its own.
 pub fn list_hard_stops(state: &AdminState, who: &Who, query: &str) -> http::Response<Body> {
@@ -161,16 +161,7 @@ pub async fn resolve_key(
 }
 
 fn operator_record(action: &str, now: i64, by: &str, reason: &str) -> AuditRecord {
-    let mut r = AuditRecord::new(
-        uuid::Uuid::now_v7().to_string(),
-        rfc3339(now),
-        RecordKind::Operator,
-        action,
-        Outcome::Operator,
-    );
-    r.actor = Some(by.into());
-    r.reason = Some(reason.into());
-    r
+    AuditRecord::operator(action, now, by, reason)
 }
 
 #[allow(clippy::result_large_err)] // the error is the HTTP answer itself, built once per request

@@ -70,6 +70,10 @@ pub(super) struct SloState {
 struct Pending {
     slo: usize,
     at: Millis,
+    /// Sent without a definitive answer: only these are settled by a resolution or a
+    /// verification (a final failure stays a failure).
+    #[serde(default)]
+    in_doubt: bool,
     tags: (Option<String>, Option<String>),
     reason: String,
 }
@@ -289,6 +293,7 @@ impl Engine {
                             .push(Pending {
                                 slo: i,
                                 at: origin,
+                                in_doubt: r.outcome == Outcome::InDoubt,
                                 tags: key_tags.clone(),
                                 reason,
                             });
@@ -299,10 +304,17 @@ impl Engine {
         out
     }
 
-    /// Takes back a key's pending failures, counting them good instead when `happened`.
+    /// Takes back a key's in-doubt failures, counting them good instead when `happened`.
     fn settle_pending(&mut self, k: &str, happened: bool) -> Vec<Counted> {
         let mut out = Vec::new();
-        for p in self.state.pending.remove(k).unwrap_or_default() {
+        let Some(all) = self.state.pending.remove(k) else {
+            return out;
+        };
+        let (doubt, rest): (Vec<Pending>, Vec<Pending>) = all.into_iter().partition(|p| p.in_doubt);
+        if !rest.is_empty() {
+            self.state.pending.insert(k.to_string(), rest);
+        }
+        for p in doubt {
             out.push(self.count(p.slo, p.at, &p.tags, false, &p.reason, -1));
             out.push(self.count(p.slo, p.at, &p.tags, happened, &p.reason, 1));
         }

@@ -236,11 +236,20 @@ pub fn parse(v: &Value, caller_tenant: Option<&str>, now: Millis) -> Result<Runn
     if at_ms > now + 300_000 {
         return Err("the event's time is more than 5 minutes in the future".into());
     }
+    // Figures are kept per client; a tenant reports for itself only.
+    let client_id = opt_text(&tags, "client_id")?;
+    if let Some(c) = &client_id
+        && c != &tenant
+    {
+        return Err(format!(
+            "tags.client_id {c:?} is not the event's tenant {tenant:?}"
+        ));
+    }
     Ok(RunnerEvent {
         id,
         kind,
         tenant,
-        client_id: opt_text(&tags, "client_id")?,
+        client_id,
         platform: opt_text(&tags, "platform")?,
         lane: enum_tag(&tags, "lane")?,
         action_type: enum_tag(&tags, "action_type")?,

@@ -151,6 +151,34 @@ pub struct HardStop {
     pub clear_reason: Option<String>,
 }
 
+impl HardStop {
+    /// A new active hard stop, tripped at `now_ms` by the event recorded as `audit_id`.
+    pub fn new(
+        kind: HardStopKind,
+        tenant: Option<String>,
+        account: Option<String>,
+        target: Option<String>,
+        reason: String,
+        audit_id: &str,
+        now_ms: Millis,
+    ) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind,
+            tenant,
+            account,
+            target,
+            reason,
+            audit_id: Some(audit_id.to_string()),
+            created_at: crate::clock::rfc3339(now_ms),
+            created_ms: now_ms,
+            cleared_at: None,
+            cleared_by: None,
+            clear_reason: None,
+        }
+    }
+}
+
 /// An operator's resolution of an in-doubt key.
 #[derive(Debug, Clone)]
 pub struct Resolution {

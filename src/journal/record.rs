@@ -128,6 +128,20 @@ impl AuditRecord {
         }
     }
 
+    /// An operator (or toolgate-on-its-own-behalf) action: `actor` did `action` because `reason`.
+    pub fn operator(action: &str, now_ms: crate::clock::Millis, actor: &str, reason: &str) -> Self {
+        let mut r = Self::new(
+            uuid::Uuid::now_v7().to_string(),
+            crate::clock::rfc3339(now_ms),
+            RecordKind::Operator,
+            action,
+            Outcome::Operator,
+        );
+        r.actor = Some(actor.into());
+        r.reason = Some(reason.into());
+        r
+    }
+
     /// SHA-256 over the canonical JSON of every field except `hash` (so `prev_hash` and `seq`
     /// are covered: a changed, removed or reordered record breaks the chain).
     pub fn compute_hash(&self) -> String {

@@ -149,6 +149,23 @@ fn resolution_and_verification_take_back_in_doubt_failures() {
     op.reason = Some("happened: checked".into());
     e.observe_record(&op);
     assert_eq!(counts(&e, 0, T0 + 1000), Counts { good: 1, bad: 0 });
+    // A final failure is not taken back by a verification.
+    e.observe_record(&rec(
+        3,
+        T0,
+        "final",
+        1,
+        Outcome::ErrorResult,
+        Some(FailureClass::PlatformRejected),
+    ));
+    let v = events::parse(
+        &json!({"id": "v", "type": "post_verified", "idempotency_key": "final", "published_at": rfc3339(T0), "visible_at": rfc3339(T0 + 1000)}),
+        Some("acme"),
+        T0 + 2000,
+    )
+    .unwrap();
+    e.observe_event(&v, 1);
+    assert_eq!(counts(&e, 0, T0 + 2000), Counts { good: 1, bad: 1 });
 }
 
 #[test]
