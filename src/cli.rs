@@ -62,6 +62,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::slo_rules::SloCommand,
     },
+    /// Audit journal: `export` (JSON Lines or CSV), `verify` (an export or --data), `anchor`.
+    Audit {
+        #[command(subcommand)]
+        command: crate::audit_cli::AuditCommand,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -148,6 +153,7 @@ async fn run(command: Command) -> ExitCode {
         },
         Command::Status(args) => crate::status_cli::run(args).await,
         Command::Slo { command } => crate::slo_rules::run(command),
+        Command::Audit { command } => crate::audit_cli::run(command),
     }
 }
 

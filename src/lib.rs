@@ -23,6 +23,8 @@
 //! - [`admin`]: health, readiness, status, events, flags, metrics, the page, hard stops and
 //!   in-doubt resolution.
 //! - [`status_cli`]: `toolgate status`: the admin `/v1/status` document as a terminal table.
+//! - [`audit_cli`]: `toolgate audit export|verify|anchor`: streaming journal export (JSON Lines or
+//!   CSV, [`journal::export`]), offline verification of an export or the live chain.
 //! - [`slo_rules`]: `toolgate slo rules`: Prometheus recording and burn-rate alert rules.
 //! - [`call`], [`error`]: domain types and the one exhaustive error → JSON-RPC mapping.
 //! - [`clock`], [`canonical`]: injectable time; canonical JSON and its SHA-256.
@@ -31,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit_cli;
 pub mod bench;
 pub mod budget;
 pub mod call;

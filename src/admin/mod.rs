@@ -1,6 +1,7 @@
 //! The admin listener: liveness, readiness, and the operator endpoints for safety.
 
 mod budget;
+mod export;
 pub mod metrics;
 mod ops;
 pub mod page;
@@ -136,6 +137,9 @@ pub async fn route(state: Arc<AdminState>, req: Request<hyper::body::Incoming>) 
             Who::Nobody => unauthorized("an admin or tenant token"),
             w => json_response(StatusCode::OK, &budget::status(&state, &w)),
         },
+        (&Method::GET, ["v1", "audit", "export"]) => {
+            export::export(&state, &who(&state.auth, &req), &query).await
+        }
         (&Method::POST, ["v1", "events"]) => {
             let w = who(&state.auth, &req);
             if w == Who::Nobody {
