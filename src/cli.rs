@@ -55,6 +55,10 @@ enum Command {
     DemoUpstream(DemoArgs),
     /// Measure a read-only tools/call direct vs through toolgate (see BENCHMARKS.md).
     Bench(crate::bench::BenchArgs),
+    /// Measure durable side-effect calls direct vs through toolgate (see BENCHMARKS.md).
+    BenchSideEffects(crate::bench_side_effects::BenchSideEffectsArgs),
+    /// Measure the budget engine: accounting, status cost, memory, restart (see BENCHMARKS.md).
+    BenchBudget(crate::bench_budget::BenchBudgetArgs),
     /// Print the gateway's SLO status (GET /v1/status on the admin listener) as a table.
     Status(crate::status_cli::StatusArgs),
     /// SLO tooling: `slo rules` prints Prometheus recording and alerting rules.
@@ -148,6 +152,20 @@ async fn run(command: Command) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("toolgate bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::BenchSideEffects(args) => match crate::bench_side_effects::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("toolgate bench-side-effects: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::BenchBudget(args) => match crate::bench_budget::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("toolgate bench-budget: {e}");
                 ExitCode::FAILURE
             }
         },

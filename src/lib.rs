@@ -30,11 +30,15 @@
 //! - [`clock`], [`canonical`]: injectable time; canonical JSON and its SHA-256.
 //! - [`demo`]: the demo social-platform MCP server behind the embedded default.
 //! - [`bench`]: the direct-vs-proxied benchmark.
+//! - [`bench_side_effects`], [`bench_budget`]: durable side-effect calls through the gateway;
+//!   budget engine accounting, status cost and restart time.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod audit_cli;
 pub mod bench;
+pub mod bench_budget;
+pub mod bench_side_effects;
 pub mod budget;
 pub mod call;
 pub mod canonical;

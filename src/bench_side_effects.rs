@@ -1,0 +1,420 @@
+//! `toolgate bench-side-effects`: durable side-effect calls (`publish_post`) measured direct
+//! and through toolgate, interleaved, with the journal's group commit made visible.
+//!
+//! Every proxied call carries a unique `_meta.idempotency_key`, so it runs the whole side-effect
+//! path: account binding, idempotency claim (durable intent, fsync'd group commit), forward,
+//! durable outcome and audit record. The journal's commit and write counters come from the
+//! gateway's `GET /readyz` before and after each proxied phase; at the end the audit records in
+//! `journal.db` are counted and compared with the proxied calls made.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rmcp::{
+    RoleClient, ServiceExt,
+    model::CallToolRequestParams,
+    service::RunningService,
+    transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+use serde_json::{Value, json};
+
+/// Arguments of `toolgate bench-side-effects`.
+#[derive(Debug, clap::Args)]
+pub struct BenchSideEffectsArgs {
+    /// Concurrency levels (in-flight calls) to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub concurrency: Vec<usize>,
+    /// Direct/proxied phase pairs per concurrency level.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Length of one phase, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub phase_ms: u64,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Tokio worker threads of the gateway under test (its `TOOLGATE_WORKER_THREADS`).
+    #[arg(long)]
+    pub gateway_threads: Option<usize>,
+}
+
+const TOKEN: &str = "bench-token";
+const DIRECT_TOOL: &str = "publish_post";
+const PROXIED_TOOL: &str = "up__publish_post";
+
+type Client = RunningService<RoleClient, ()>;
+
+/// Latencies (µs) and elapsed time of one target at one concurrency.
+#[derive(Default)]
+struct Series {
+    lat_us: Vec<u32>,
+    busy: Duration,
+    errors: u64,
+}
+
+impl Series {
+    fn pct(&mut self, p: f64) -> u32 {
+        if self.lat_us.is_empty() {
+            return 0;
+        }
+        self.lat_us.sort_unstable();
+        let i = ((self.lat_us.len() as f64 - 1.0) * p).round() as usize;
+        self.lat_us[i]
+    }
+    fn rate(&self) -> f64 {
+        self.lat_us.len() as f64 / self.busy.as_secs_f64().max(1e-9)
+    }
+    fn attempted(&self) -> u64 {
+        self.lat_us.len() as u64 + self.errors
+    }
+}
+
+/// Kills a child process when the bench ends, however it ends.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> Result<SocketAddr, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    l.local_addr().map_err(|e| e.to_string())
+}
+
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> Result<Reaped, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(exe);
+    cmd.env_remove("TOOLGATE_WORKER_THREADS");
+    cmd.args(["--log-level", "warn"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn()
+        .map(Reaped)
+        .map_err(|e| format!("cannot spawn {args:?}: {e}"))
+}
+
+/// The journal's (transactions, writes) counters from the gateway's `/readyz` body.
+async fn journal_stats(http: &reqwest::Client, admin: SocketAddr) -> Result<(u64, u64), String> {
+    let body: Value = http
+        .get(format!("http://{admin}/readyz"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let j = &body["journal"];
+    match (j["transactions"].as_u64(), j["writes"].as_u64()) {
+        (Some(t), Some(w)) => Ok((t, w)),
+        _ => Err(format!("/readyz has no journal write stats: {body}")),
+    }
+}
+
+async fn wait_ready(admin: SocketAddr) -> Result<(), String> {
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(r) = http.get(format!("http://{admin}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err("gateway did not become ready within 15 s".into())
+}
+
+async fn connect(url: &str, token: Option<&str>) -> Result<Client, String> {
+    let mut cfg = StreamableHttpClientTransportConfig::with_uri(url);
+    if let Some(t) = token {
+        cfg = cfg.auth_header(t.to_string());
+    }
+    for _ in 0..100 {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| e.to_string())?;
+        match ()
+            .serve(StreamableHttpClientTransport::with_client(
+                http,
+                cfg.clone(),
+            ))
+            .await
+        {
+            Ok(c) => return Ok(c),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    Err(format!("cannot connect to {url}"))
+}
+
+/// Runs `clients.len()` workers for `phase`, each publishing back to back with a unique text
+/// and (proxied) a unique idempotency key drawn from `seq`.
+async fn phase(
+    clients: &[Client],
+    tool: &'static str,
+    phase: Duration,
+    seq: &Arc<AtomicU64>,
+    into: &mut Series,
+) {
+    let started = Instant::now();
+    let deadline = started + phase;
+    let workers: Vec<_> = clients
+        .iter()
+        .map(|c| {
+            let peer = c.peer().clone();
+            let seq = seq.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(4096);
+                let mut errors = 0u64;
+                while Instant::now() < deadline {
+                    let n = seq.fetch_add(1, Ordering::Relaxed);
+                    let args = json!({"account_id": "bench-1", "text": format!("bench post {n}")});
+                    let mut p = CallToolRequestParams::new(tool)
+                        .with_arguments(args.as_object().cloned().unwrap_or_default());
+                    if tool == PROXIED_TOOL {
+                        let meta = json!({"idempotency_key": format!("bench-{n}")});
+                        p.meta = serde_json::from_value(meta).ok();
+                    }
+                    let t = Instant::now();
+                    match peer.call_tool(p).await {
+                        Ok(r) if r.is_error != Some(true) => {
+                            lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32)
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    for w in workers {
+        if let Ok((lat, errors)) = w.await {
+            into.lat_us.extend(lat);
+            into.errors += errors;
+        }
+    }
+    into.busy += started.elapsed();
+}
+
+/// Runs the benchmark and prints a Markdown table (and JSON with `--json`).
+pub async fn run(args: BenchSideEffectsArgs) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("toolgate-bench-se-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let result = measure(&args, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = result?;
+    print!("{}", format_table(&report));
+    if let Some(path) = &args.json {
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&report).unwrap_or_default(),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+async fn measure(args: &BenchSideEffectsArgs, dir: &Path) -> Result<Value, String> {
+    let up_addr = free_port()?;
+    let upstream = spawn(&["demo-upstream", "--http", &up_addr.to_string()], &[])?;
+    let up_url = format!("http://{up_addr}/mcp");
+    let (mcp, admin) = (free_port()?, free_port()?);
+    let data = dir.join("data");
+    let cfg_path = write_config(dir, &data, &up_url)?;
+    let threads = args.gateway_threads.map(|n| n.to_string());
+    let mut gw_env = vec![("TOOLGATE_BENCH_TOKEN", TOKEN)];
+    if let Some(n) = &threads {
+        gw_env.push(("TOOLGATE_WORKER_THREADS", n));
+    }
+    let gateway = spawn(
+        &[
+            "serve",
+            "--config",
+            cfg_path.to_str().unwrap_or_default(),
+            "--mcp-addr",
+            &mcp.to_string(),
+            "--admin-addr",
+            &admin.to_string(),
+        ],
+        &gw_env,
+    )?;
+    wait_ready(admin).await?;
+    let gw_url = format!("http://{mcp}/mcp");
+    let http = reqwest::Client::new();
+    let seq = Arc::new(AtomicU64::new(0));
+    // Proxied calls made (successful or not), warm-ups included: each leaves one audit record.
+    let mut proxied_calls = 0u64;
+
+    let mut rows = Vec::new();
+    for &conc in &args.concurrency {
+        let direct: Vec<Client> =
+            futures::future::try_join_all((0..conc).map(|_| connect(&up_url, None))).await?;
+        let proxied: Vec<Client> =
+            futures::future::try_join_all((0..conc).map(|_| connect(&gw_url, Some(TOKEN)))).await?;
+        // Warm-up of both paths (connections, allocator, caches), not recorded.
+        let warm = Duration::from_millis(300);
+        phase(&direct, DIRECT_TOOL, warm, &seq, &mut Series::default()).await;
+        let mut w = Series::default();
+        phase(&proxied, PROXIED_TOOL, warm, &seq, &mut w).await;
+        proxied_calls += w.attempted();
+        let (mut d, mut p) = (Series::default(), Series::default());
+        let (mut commits, mut writes) = (0u64, 0u64);
+        let phase_len = Duration::from_millis(args.phase_ms);
+        for _ in 0..args.rounds {
+            phase(&direct, DIRECT_TOOL, phase_len, &seq, &mut d).await;
+            let before = journal_stats(&http, admin).await?;
+            phase(&proxied, PROXIED_TOOL, phase_len, &seq, &mut p).await;
+            let after = journal_stats(&http, admin).await?;
+            commits += after.0 - before.0;
+            writes += after.1 - before.1;
+        }
+        proxied_calls += p.attempted();
+        let secs = p.busy.as_secs_f64().max(1e-9);
+        rows.push(json!({
+            "concurrency": conc,
+            "direct": {"calls": d.lat_us.len(), "errors": d.errors, "p50_us": d.pct(0.5), "p99_us": d.pct(0.99), "calls_per_s": d.rate().round()},
+            "proxied": {"calls": p.lat_us.len(), "errors": p.errors, "p50_us": p.pct(0.5), "p99_us": p.pct(0.99), "calls_per_s": p.rate().round()},
+            "added_p50_us": p.pct(0.5) as i64 - d.pct(0.5) as i64,
+            "added_p99_us": p.pct(0.99) as i64 - d.pct(0.99) as i64,
+            "journal": {
+                "commits": commits,
+                "writes": writes,
+                "commits_per_s": (commits as f64 / secs).round(),
+                "writes_per_s": (writes as f64 / secs).round(),
+                "writes_per_commit": (writes as f64 / (commits.max(1) as f64) * 10.0).round() / 10.0,
+            },
+        }));
+        for c in direct.into_iter().chain(proxied) {
+            let _ = c.cancel().await;
+        }
+    }
+    // Refusals and errors are appended with the next group commit, not awaited by the call:
+    // give the writer a moment, then count what is durable.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let audit = count_audit(&data.join("journal.db"))?;
+    drop((gateway, upstream));
+    Ok(json!({
+        "toolgate": env!("CARGO_PKG_VERSION"),
+        "rounds": args.rounds,
+        "phase_ms": args.phase_ms,
+        "gateway_worker_threads": args.gateway_threads.or(crate::cli::DEFAULT_WORKER_THREADS)
+            .map_or_else(|| "default (one per core)".to_string(), |n| n.to_string()),
+        "results": rows,
+        "check": {
+            "proxied_calls": proxied_calls,
+            "audit_records": audit,
+            "ok": audit == proxied_calls,
+        },
+    }))
+}
+
+fn count_audit(db: &Path) -> Result<u64, String> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
+    conn.query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
+        .map_err(|e| e.to_string())
+}
+
+fn write_config(dir: &Path, data: &Path, up_url: &str) -> Result<PathBuf, String> {
+    let path = dir.join("bench-side-effects.yml");
+    let text = format!(
+        "version: 1\ndata_dir: {}\ntenants:\n  - id: bench\n    token_env: TOOLGATE_BENCH_TOKEN\n    accounts: [{{id: bench-1, platform: demo}}]\nupstreams:\n  - name: up\n    url: {up_url}\n    max_concurrent_requests: 64\ntools:\n  {PROXIED_TOOL}: {{side_effect: true, action: publish, lane: api, platform: demo, proof: {{post_id: /id, url: /url}}}}\n",
+        data.display()
+    );
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// The report as a Markdown table, followed by the audit check.
+pub fn format_table(r: &Value) -> String {
+    let mut out = format!(
+        "gateway worker threads: {}, {} rounds of {} ms per target and concurrency\n\n",
+        r["gateway_worker_threads"], r["rounds"], r["phase_ms"]
+    );
+    out.push_str("| conc | direct calls/s | proxied calls/s | direct p50 µs | proxied p50 µs | added p50 µs | direct p99 µs | proxied p99 µs | added p99 µs | journal commits/s | journal writes/s | writes/commit | errors |\n");
+    out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for row in r["results"].as_array().into_iter().flatten() {
+        let (d, p, j) = (&row["direct"], &row["proxied"], &row["journal"]);
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            row["concurrency"],
+            d["calls_per_s"],
+            p["calls_per_s"],
+            d["p50_us"],
+            p["p50_us"],
+            row["added_p50_us"],
+            d["p99_us"],
+            p["p99_us"],
+            row["added_p99_us"],
+            j["commits_per_s"],
+            j["writes_per_s"],
+            j["writes_per_commit"],
+            d["errors"].as_u64().unwrap_or(0) + p["errors"].as_u64().unwrap_or(0),
+        ));
+    }
+    let c = &r["check"];
+    out.push_str(&format!(
+        "\naudit check: {} audit records in journal.db for {} proxied calls (warm-ups included): {}\n",
+        c["audit_records"],
+        c["proxied_calls"],
+        if c["ok"] == true { "ok" } else { "MISMATCH" }
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: BenchSideEffectsArgs,
+    }
+
+    #[test]
+    fn arguments_default_to_1_16_64_and_parse_lists() {
+        let a = Cli::parse_from(["x"]).args;
+        assert_eq!(a.concurrency, vec![1, 16, 64]);
+        let a = Cli::parse_from(["x", "--concurrency", "2,8", "--rounds", "1"]).args;
+        assert_eq!((a.concurrency, a.rounds), (vec![2, 8], 1));
+    }
+
+    #[test]
+    fn table_has_one_row_per_concurrency_and_the_check() {
+        let r = json!({
+            "gateway_worker_threads": "2", "rounds": 1, "phase_ms": 100,
+            "results": [{"concurrency": 64, "direct": {"calls_per_s": 9000.0, "p50_us": 5, "p99_us": 9, "errors": 0},
+                "proxied": {"calls_per_s": 5000.0, "p50_us": 7, "p99_us": 12, "errors": 1},
+                "added_p50_us": 2, "added_p99_us": 3,
+                "journal": {"commits_per_s": 500.0, "writes_per_s": 10000.0, "writes_per_commit": 20.0}}],
+            "check": {"audit_records": 10, "proxied_calls": 10, "ok": true},
+        });
+        let t = format_table(&r);
+        assert!(
+            t.contains(
+                "| 64 | 9000.0 | 5000.0 | 5 | 7 | 2 | 9 | 12 | 3 | 500.0 | 10000.0 | 20.0 | 1 |"
+            ),
+            "{t}"
+        );
+        assert!(t.contains(
+            "10 audit records in journal.db for 10 proxied calls (warm-ups included): ok"
+        ));
+    }
+}
