@@ -67,7 +67,7 @@ pub(super) struct SloState {
 
 /// A bad count that a later state of the same idempotency key may take back.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Pending {
+pub(super) struct Pending {
     slo: usize,
     at: Millis,
     /// Sent without a definitive answer: only these are settled by a resolution or a
@@ -91,7 +91,7 @@ pub struct DependencyIncident {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EngineState {
     pub(super) slos: Vec<SloState>,
-    pending: HashMap<String, Vec<Pending>>,
+    pub(super) pending: HashMap<String, Vec<Pending>>,
     pub(super) incidents: Vec<DependencyIncident>,
     pub(super) episodes: Vec<Episode>,
     /// Last journal positions folded in (audit seq, event seq).
@@ -285,7 +285,17 @@ impl Engine {
                 Ok(()) => out.push(self.count(i, origin, &key_tags, true, "", 1)),
                 Err(reason) => {
                     out.push(self.count(i, origin, &key_tags, false, &reason, 1));
-                    if let Some(k) = &pkey {
+                    // Only failures a later state of the key can change are remembered: a
+                    // final error result is replayed, never re-attempted, so keeping it would
+                    // only make this map grow with traffic.
+                    let changeable = match r.outcome {
+                        Outcome::InDoubt | Outcome::Failed => true,
+                        Outcome::ErrorResult => r.reason.as_deref().is_some_and(|s| {
+                            s.starts_with(crate::journal::record::RETRYABLE_ERROR_REASON)
+                        }),
+                        _ => false,
+                    };
+                    if changeable && let Some(k) = &pkey {
                         self.state
                             .pending
                             .entry(k.clone())

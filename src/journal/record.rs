@@ -9,6 +9,10 @@ use crate::config::{Action, Lane};
 /// `prev_hash` of the first record ever written.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Prefix of the `reason` of an error result whose upstream said it may be retried: the one
+/// kind of answered failure a later attempt of the same key can still replace.
+pub const RETRYABLE_ERROR_REASON: &str = "upstream error result (retryable)";
+
 /// What produced a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -146,11 +146,15 @@ pub fn classify(
             } else {
                 KeyState::FailedFinal
             };
-            let reason = format!(
-                "upstream error result{}: {}",
-                if retryable { " (retryable)" } else { "" },
-                summary(r)
-            );
+            let reason = if retryable {
+                format!(
+                    "{}: {}",
+                    crate::journal::record::RETRYABLE_ERROR_REASON,
+                    summary(r)
+                )
+            } else {
+                format!("upstream error result: {}", summary(r))
+            };
             settled(
                 state,
                 Outcome::ErrorResult,

@@ -103,6 +103,45 @@ fn retries_with_the_same_key_count_once_and_latest_state_decides() {
 }
 
 #[test]
+fn final_failures_are_not_remembered_retryable_ones_are() {
+    let mut e = Engine::new(set(""));
+    let mut fin = rec(
+        1,
+        T0,
+        "f",
+        1,
+        Outcome::ErrorResult,
+        Some(FailureClass::PlatformRejected),
+    );
+    fin.reason = Some("upstream error result: rejected".into());
+    e.observe_record(&fin);
+    assert!(
+        e.state().pending.is_empty(),
+        "a final rejection needs no pending entry"
+    );
+    let mut retry = rec(
+        2,
+        T0,
+        "r",
+        1,
+        Outcome::ErrorResult,
+        Some(FailureClass::PlatformRejected),
+    );
+    retry.reason = Some(format!(
+        "{}: busy",
+        crate::journal::record::RETRYABLE_ERROR_REASON
+    ));
+    e.observe_record(&retry);
+    e.observe_record(&rec(3, T0 + 1000, "r", 2, Outcome::Success, None));
+    assert_eq!(
+        counts(&e, 0, T0 + 1000),
+        Counts { good: 1, bad: 1 },
+        "the retryable failure was replaced"
+    );
+    assert!(e.state().pending.is_empty());
+}
+
+#[test]
 fn only_budget_classes_consume_budget() {
     let mut e = Engine::new(set(", budget_classes: [tool_failure]"));
     e.observe_record(&rec(
