@@ -14,6 +14,13 @@ use crate::journal::{AuditRecord, Outcome, RecordKind};
 use crate::slo::{EventKind, Severity, Slo, SloSet, Source, Tags};
 
 const MINUTE: i64 = 60_000;
+/// Distinct clients, platforms and failure reasons tracked per SLO before "other".
+const MAX_SERIES: usize = 64;
+/// The series that collects values past [`MAX_SERIES`].
+const OTHER: &str = "(other)";
+/// Keys whose failure a later state may still change, at most; beyond it a failure simply
+/// stays counted (the conservative direction).
+const MAX_PENDING: usize = 10_000;
 const HOUR: i64 = 3_600_000;
 
 /// Counts of one (SLO, platform): minutes for the alert windows, hours for the whole window.
@@ -180,10 +187,29 @@ impl Engine {
         let window = self.set.slos[i].window.as_millis() as i64;
         let span = self.minute_span_ms;
         let st = &mut self.state.slos[i];
-        let (client, platform) = (
-            tags.0.clone().unwrap_or_default(),
-            tags.1.clone().unwrap_or_default(),
+        // Tag values come from upstream text and runner events: past a fixed number of
+        // distinct values per SLO the rest share one "other" series, so memory stays bounded.
+        let bounded = |map_len: usize, has: bool, v: String| {
+            if has || map_len < MAX_SERIES {
+                v
+            } else {
+                OTHER.to_string()
+            }
+        };
+        let client = tags.0.clone().unwrap_or_default();
+        let client = bounded(st.clients.len(), st.clients.contains_key(&client), client);
+        let platform = tags.1.clone().unwrap_or_default();
+        let platform = bounded(
+            st.platforms.len(),
+            st.platforms.contains_key(&platform),
+            platform,
         );
+        let reason = bounded(
+            st.reasons.len(),
+            st.reasons.contains_key(reason),
+            reason.to_string(),
+        );
+        let reason = reason.as_str();
         let (g, b) = if good { (sign, 0) } else { (0, sign) };
         st.platforms
             .entry(platform.clone())
@@ -295,7 +321,10 @@ impl Engine {
                         }),
                         _ => false,
                     };
-                    if changeable && let Some(k) = &pkey {
+                    if changeable
+                        && self.state.pending.len() < MAX_PENDING
+                        && let Some(k) = &pkey
+                    {
                         self.state
                             .pending
                             .entry(k.clone())
