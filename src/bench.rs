@@ -44,7 +44,7 @@ const TOKEN: &str = "bench-token";
 /// Name prefix of the gateway's journal writer thread (its CPU is reported separately).
 const JOURNAL_THREAD: &str = "toolgate-journa";
 
-type Client = RunningService<RoleClient, ()>;
+pub(crate) type Client = RunningService<RoleClient, ()>;
 
 /// Latencies (µs) and elapsed time of one target at one concurrency.
 #[derive(Default)]
@@ -69,7 +69,7 @@ impl Series {
 }
 
 /// Kills a child process when the bench ends, however it ends.
-struct Reaped(Child);
+pub(crate) struct Reaped(pub(crate) Child);
 
 impl Drop for Reaped {
     fn drop(&mut self) {
@@ -78,12 +78,12 @@ impl Drop for Reaped {
     }
 }
 
-fn free_port() -> Result<SocketAddr, String> {
+pub(crate) fn free_port() -> Result<SocketAddr, String> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     l.local_addr().map_err(|e| e.to_string())
 }
 
-fn spawn(args: &[&str], env: &[(&str, &str)]) -> Result<Reaped, String> {
+pub(crate) fn spawn(args: &[&str], env: &[(&str, &str)]) -> Result<Reaped, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(exe);
     // Only the gateway's thread count is under test (see `--gateway-threads`).
@@ -159,7 +159,7 @@ fn memory_mib(pid: u32, key: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-async fn wait_ready(admin: SocketAddr) -> Result<(), String> {
+pub(crate) async fn wait_ready(admin: SocketAddr) -> Result<(), String> {
     let http = reqwest::Client::new();
     for _ in 0..300 {
         if let Ok(r) = http.get(format!("http://{admin}/readyz")).send().await
@@ -172,7 +172,7 @@ async fn wait_ready(admin: SocketAddr) -> Result<(), String> {
     Err("gateway did not become ready within 15 s".into())
 }
 
-async fn connect(url: &str, token: Option<&str>) -> Result<Client, String> {
+pub(crate) async fn connect(url: &str, token: Option<&str>) -> Result<Client, String> {
     let mut cfg = StreamableHttpClientTransportConfig::with_uri(url);
     if let Some(t) = token {
         cfg = cfg.auth_header(t.to_string());

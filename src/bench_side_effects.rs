@@ -7,21 +7,13 @@
 //! gateway's `GET /readyz` before and after each proxied phase; at the end the audit records in
 //! `journal.db` are counted and compared with the proxied calls made.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rmcp::{
-    RoleClient, ServiceExt,
-    model::CallToolRequestParams,
-    service::RunningService,
-    transport::{
-        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
-    },
-};
+use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 
 /// Arguments of `toolgate bench-side-effects`.
@@ -48,7 +40,7 @@ const TOKEN: &str = "bench-token";
 const DIRECT_TOOL: &str = "publish_post";
 const PROXIED_TOOL: &str = "up__publish_post";
 
-type Client = RunningService<RoleClient, ()>;
+use crate::bench::{Client, connect, free_port, spawn, wait_ready};
 
 /// Latencies (µs) and elapsed time of one target at one concurrency.
 #[derive(Default)]
@@ -75,37 +67,6 @@ impl Series {
     }
 }
 
-/// Kills a child process when the bench ends, however it ends.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> Result<SocketAddr, String> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    l.local_addr().map_err(|e| e.to_string())
-}
-
-fn spawn(args: &[&str], env: &[(&str, &str)]) -> Result<Reaped, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(exe);
-    cmd.env_remove("TOOLGATE_WORKER_THREADS");
-    cmd.args(["--log-level", "warn"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn()
-        .map(Reaped)
-        .map_err(|e| format!("cannot spawn {args:?}: {e}"))
-}
-
 /// The journal's (transactions, writes) counters from the gateway's `/readyz` body.
 async fn journal_stats(http: &reqwest::Client, admin: SocketAddr) -> Result<(u64, u64), String> {
     let body: Value = http
@@ -121,43 +82,6 @@ async fn journal_stats(http: &reqwest::Client, admin: SocketAddr) -> Result<(u64
         (Some(t), Some(w)) => Ok((t, w)),
         _ => Err(format!("/readyz has no journal write stats: {body}")),
     }
-}
-
-async fn wait_ready(admin: SocketAddr) -> Result<(), String> {
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Ok(r) = http.get(format!("http://{admin}/readyz")).send().await
-            && r.status().is_success()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err("gateway did not become ready within 15 s".into())
-}
-
-async fn connect(url: &str, token: Option<&str>) -> Result<Client, String> {
-    let mut cfg = StreamableHttpClientTransportConfig::with_uri(url);
-    if let Some(t) = token {
-        cfg = cfg.auth_header(t.to_string());
-    }
-    for _ in 0..100 {
-        let http = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| e.to_string())?;
-        match ()
-            .serve(StreamableHttpClientTransport::with_client(
-                http,
-                cfg.clone(),
-            ))
-            .await
-        {
-            Ok(c) => return Ok(c),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-    Err(format!("cannot connect to {url}"))
 }
 
 /// Runs `clients.len()` workers for `phase`, each publishing back to back with a unique text
