@@ -9,7 +9,7 @@ mod forward;
 pub mod http;
 mod supervisor;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use rmcp::{RoleClient, model::Tool, service::Peer};
@@ -112,6 +112,9 @@ impl Link {
 pub struct Upstreams {
     links: Vec<Arc<Link>>,
     catalog: RwLock<Arc<Catalog>>,
+    /// Serializes `rebuild`: two upstreams connecting at once must not publish catalogs built
+    /// from each other's stale tool lists (the later writer would drop the earlier's tools).
+    rebuilding: Mutex<()>,
     changed: watch::Sender<u64>,
     shutdown: CancellationToken,
     tasks: tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -136,6 +139,7 @@ impl Upstreams {
                 .map(|c| Arc::new(Link::new(c)))
                 .collect(),
             catalog: RwLock::new(Arc::new(Catalog::default())),
+            rebuilding: Mutex::new(()),
             changed,
             shutdown: CancellationToken::new(),
             tasks: tokio::sync::Mutex::new(Vec::new()),
@@ -175,6 +179,7 @@ impl Upstreams {
 
     /// Rebuilds the catalog from every link's tools and tells subscribers.
     fn rebuild(&self) {
+        let _one_at_a_time = self.rebuilding.lock().expect("rebuild lock");
         let tools: Vec<_> = self
             .links
             .iter()
