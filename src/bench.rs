@@ -19,6 +19,8 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 
+use crate::bench_client::Load;
+
 /// Arguments of `toolgate bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -38,11 +40,15 @@ pub struct BenchArgs {
     /// the demo upstream and the load generator keep their defaults.
     #[arg(long)]
     pub gateway_threads: Option<usize>,
+    /// Load generator: `lean` (one pooled session, least CPU) or `rmcp` (one rmcp client per
+    /// in-flight call, as a typical runner).
+    #[arg(long, value_enum, default_value = "lean")]
+    pub client: crate::bench_client::ClientKind,
 }
 
 const TOKEN: &str = "bench-token";
 /// Name prefix of the gateway's journal writer thread (its CPU is reported separately).
-const JOURNAL_THREAD: &str = "toolgate-journa";
+pub(crate) const JOURNAL_THREAD: &str = "toolgate-journa";
 
 pub(crate) type Client = RunningService<RoleClient, ()>;
 
@@ -101,7 +107,7 @@ pub(crate) fn spawn(args: &[&str], env: &[(&str, &str)]) -> Result<Reaped, Strin
 }
 
 /// CPU time (user + system) of a process, from /proc/PID/stat, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };
@@ -115,7 +121,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 /// CPU time of the threads of a process whose name starts with `prefix` (e.g. the journal
 /// writer), from /proc/PID/task/*/stat, in seconds.
-fn thread_cpu_seconds(pid: u32, prefix: &str) -> f64 {
+pub(crate) fn thread_cpu_seconds(pid: u32, prefix: &str) -> f64 {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0.0;
     };
@@ -197,15 +203,19 @@ pub(crate) async fn connect(url: &str, token: Option<&str>) -> Result<Client, St
     Err(format!("cannot connect to {url}"))
 }
 
-/// Runs `clients.len()` workers for `phase`, each calling `tool` back to back.
-async fn phase(clients: &[Client], tool: &'static str, phase: Duration, into: &mut Series) {
+/// Runs `conc` workers for `phase`, each calling `tool` back to back.
+async fn phase(
+    load: &crate::bench_client::Load,
+    conc: usize,
+    tool: &'static str,
+    phase: Duration,
+    into: &mut Series,
+) {
     let started = Instant::now();
     let deadline = started + phase;
-    let workers: Vec<_> = clients
-        .iter()
-        .enumerate()
-        .map(|(w, c)| {
-            let peer = c.peer().clone();
+    let workers: Vec<_> = (0..conc)
+        .map(|w| {
+            let caller = load.caller(w);
             tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(4096);
                 let mut errors = 0u64;
@@ -215,11 +225,10 @@ async fn phase(clients: &[Client], tool: &'static str, phase: Duration, into: &m
                     let p = CallToolRequestParams::new(tool)
                         .with_arguments(args.as_object().cloned().unwrap_or_default());
                     let t = Instant::now();
-                    match peer.call_tool(p).await {
-                        Ok(r) if r.is_error != Some(true) => {
-                            lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32)
-                        }
-                        _ => errors += 1,
+                    if caller.call(p).await {
+                        lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32)
+                    } else {
+                        errors += 1
                     }
                     n += 1;
                 }
@@ -270,14 +279,13 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
 
     let mut rows = Vec::new();
     for &conc in &args.concurrency {
-        let direct: Vec<Client> =
-            futures::future::try_join_all((0..conc).map(|_| connect(&up_url, None))).await?;
-        let proxied: Vec<Client> =
-            futures::future::try_join_all((0..conc).map(|_| connect(&gw_url, Some(TOKEN)))).await?;
+        let direct = Load::open(args.client, &up_url, None, conc).await?;
+        let proxied = Load::open(args.client, &gw_url, Some(TOKEN), conc).await?;
         let (mut d, mut p) = (Series::default(), Series::default());
         // Warm-up of both paths (connections, allocator, caches), not recorded.
         phase(
             &direct,
+            conc,
             "get_post",
             Duration::from_millis(300),
             &mut Series::default(),
@@ -285,6 +293,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         .await;
         phase(
             &proxied,
+            conc,
             "up__get_post",
             Duration::from_millis(300),
             &mut Series::default(),
@@ -294,10 +303,10 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         let mut journal_cpu = 0.0;
         let phase_len = Duration::from_millis(args.phase_ms);
         for _ in 0..args.rounds {
-            phase(&direct, "get_post", phase_len, &mut d).await;
+            phase(&direct, conc, "get_post", phase_len, &mut d).await;
             let cpu0 = cpu_seconds(gw_pid);
             let journal0 = thread_cpu_seconds(gw_pid, JOURNAL_THREAD);
-            phase(&proxied, "up__get_post", phase_len, &mut p).await;
+            phase(&proxied, conc, "up__get_post", phase_len, &mut p).await;
             gw_cpu += cpu_seconds(gw_pid) - cpu0;
             journal_cpu += thread_cpu_seconds(gw_pid, JOURNAL_THREAD) - journal0;
         }
@@ -313,13 +322,13 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             "journal_thread_cpu_us_per_call": (journal_cpu * 1e6 / (p.lat_us.len().max(1) as f64)).round(),
             "gateway_peak_rss_mib": (load_rss * 10.0).round() / 10.0,
         });
-        for c in direct.into_iter().chain(proxied) {
-            let _ = c.cancel().await;
-        }
+        direct.close().await;
+        proxied.close().await;
         rows.push(row);
     }
     let report = json!({
         "toolgate": env!("CARGO_PKG_VERSION"),
+        "client": format!("{:?}", args.client).to_lowercase(),
         "rounds": args.rounds,
         "phase_ms": args.phase_ms,
         "gateway_idle_rss_mib": (idle_rss * 10.0).round() / 10.0,
@@ -352,8 +361,10 @@ fn write_config(dir: &Path, up_url: &str) -> Result<PathBuf, String> {
 
 fn print_table(r: &Value) {
     println!(
-        "gateway idle RSS: {} MiB, gateway worker threads: {}",
-        r["gateway_idle_rss_mib"], r["gateway_worker_threads"]
+        "load generator: {}, gateway idle RSS: {} MiB, gateway worker threads: {}",
+        r["client"].as_str().unwrap_or("?"),
+        r["gateway_idle_rss_mib"],
+        r["gateway_worker_threads"].as_str().unwrap_or("?")
     );
     println!(
         "| conc | direct p50 µs | proxied p50 µs | added p50 | direct p99 µs | proxied p99 µs | added p99 | direct calls/s | proxied calls/s | ratio | gw CPU µs/call | of which journal thread | gw peak RSS MiB | errors |"

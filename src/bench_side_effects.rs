@@ -34,13 +34,18 @@ pub struct BenchSideEffectsArgs {
     /// Tokio worker threads of the gateway under test (its `TOOLGATE_WORKER_THREADS`).
     #[arg(long)]
     pub gateway_threads: Option<usize>,
+    /// Load generator: `lean` (one pooled session, least CPU) or `rmcp` (one rmcp client per
+    /// in-flight call, as a typical runner).
+    #[arg(long, value_enum, default_value = "lean")]
+    pub client: ClientKind,
 }
 
 const TOKEN: &str = "bench-token";
 const DIRECT_TOOL: &str = "publish_post";
 const PROXIED_TOOL: &str = "up__publish_post";
 
-use crate::bench::{Client, connect, free_port, spawn, wait_ready};
+use crate::bench::{JOURNAL_THREAD, cpu_seconds, free_port, spawn, thread_cpu_seconds, wait_ready};
+use crate::bench_client::{ClientKind, Load};
 
 /// Latencies (µs) and elapsed time of one target at one concurrency.
 #[derive(Default)]
@@ -87,7 +92,8 @@ async fn journal_stats(http: &reqwest::Client, admin: SocketAddr) -> Result<(u64
 /// Runs `clients.len()` workers for `phase`, each publishing back to back with a unique text
 /// and (proxied) a unique idempotency key drawn from `seq`.
 async fn phase(
-    clients: &[Client],
+    load: &Load,
+    conc: usize,
     tool: &'static str,
     phase: Duration,
     seq: &Arc<AtomicU64>,
@@ -95,10 +101,9 @@ async fn phase(
 ) {
     let started = Instant::now();
     let deadline = started + phase;
-    let workers: Vec<_> = clients
-        .iter()
-        .map(|c| {
-            let peer = c.peer().clone();
+    let workers: Vec<_> = (0..conc)
+        .map(|i| {
+            let caller = load.caller(i);
             let seq = seq.clone();
             tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(4096);
@@ -113,11 +118,10 @@ async fn phase(
                         p.meta = serde_json::from_value(meta).ok();
                     }
                     let t = Instant::now();
-                    match peer.call_tool(p).await {
-                        Ok(r) if r.is_error != Some(true) => {
-                            lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32)
-                        }
-                        _ => errors += 1,
+                    if caller.call(p).await {
+                        lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32)
+                    } else {
+                        errors += 1
                     }
                 }
                 (lat, errors)
@@ -176,6 +180,7 @@ async fn measure(args: &BenchSideEffectsArgs, dir: &Path) -> Result<Value, Strin
         &gw_env,
     )?;
     wait_ready(admin).await?;
+    let gw_pid = gateway.0.id();
     let gw_url = format!("http://{mcp}/mcp");
     let http = reqwest::Client::new();
     let seq = Arc::new(AtomicU64::new(0));
@@ -184,27 +189,42 @@ async fn measure(args: &BenchSideEffectsArgs, dir: &Path) -> Result<Value, Strin
 
     let mut rows = Vec::new();
     for &conc in &args.concurrency {
-        let direct: Vec<Client> =
-            futures::future::try_join_all((0..conc).map(|_| connect(&up_url, None))).await?;
-        let proxied: Vec<Client> =
-            futures::future::try_join_all((0..conc).map(|_| connect(&gw_url, Some(TOKEN)))).await?;
+        let direct = Load::open(args.client, &up_url, None, conc).await?;
+        let proxied = Load::open(args.client, &gw_url, Some(TOKEN), conc).await?;
         // Warm-up of both paths (connections, allocator, caches), not recorded.
         let warm = Duration::from_millis(300);
-        phase(&direct, DIRECT_TOOL, warm, &seq, &mut Series::default()).await;
+        phase(
+            &direct,
+            conc,
+            DIRECT_TOOL,
+            warm,
+            &seq,
+            &mut Series::default(),
+        )
+        .await;
         let mut w = Series::default();
-        phase(&proxied, PROXIED_TOOL, warm, &seq, &mut w).await;
+        phase(&proxied, conc, PROXIED_TOOL, warm, &seq, &mut w).await;
         proxied_calls += w.attempted();
         let (mut d, mut p) = (Series::default(), Series::default());
         let (mut commits, mut writes) = (0u64, 0u64);
+        let (mut cpu, mut journal_cpu) = (0.0, 0.0);
         let phase_len = Duration::from_millis(args.phase_ms);
         for _ in 0..args.rounds {
-            phase(&direct, DIRECT_TOOL, phase_len, &seq, &mut d).await;
+            phase(&direct, conc, DIRECT_TOOL, phase_len, &seq, &mut d).await;
             let before = journal_stats(&http, admin).await?;
-            phase(&proxied, PROXIED_TOOL, phase_len, &seq, &mut p).await;
+            let cpu0 = (
+                cpu_seconds(gw_pid),
+                thread_cpu_seconds(gw_pid, JOURNAL_THREAD),
+            );
+            phase(&proxied, conc, PROXIED_TOOL, phase_len, &seq, &mut p).await;
+            cpu += cpu_seconds(gw_pid) - cpu0.0;
+            journal_cpu += thread_cpu_seconds(gw_pid, JOURNAL_THREAD) - cpu0.1;
             let after = journal_stats(&http, admin).await?;
             commits += after.0 - before.0;
             writes += after.1 - before.1;
         }
+        let ok_calls = p.lat_us.len().max(1) as f64;
+        let per_call = |s: f64| (s * 1e6 / ok_calls).round();
         proxied_calls += p.attempted();
         let secs = p.busy.as_secs_f64().max(1e-9);
         rows.push(json!({
@@ -213,6 +233,8 @@ async fn measure(args: &BenchSideEffectsArgs, dir: &Path) -> Result<Value, Strin
             "proxied": {"calls": p.lat_us.len(), "errors": p.errors, "p50_us": p.pct(0.5), "p99_us": p.pct(0.99), "calls_per_s": p.rate().round()},
             "added_p50_us": p.pct(0.5) as i64 - d.pct(0.5) as i64,
             "added_p99_us": p.pct(0.99) as i64 - d.pct(0.99) as i64,
+            "gateway_cpu_us_per_call": per_call(cpu),
+            "journal_cpu_us_per_call": per_call(journal_cpu),
             "journal": {
                 "commits": commits,
                 "writes": writes,
@@ -221,9 +243,8 @@ async fn measure(args: &BenchSideEffectsArgs, dir: &Path) -> Result<Value, Strin
                 "writes_per_commit": (writes as f64 / (commits.max(1) as f64) * 10.0).round() / 10.0,
             },
         }));
-        for c in direct.into_iter().chain(proxied) {
-            let _ = c.cancel().await;
-        }
+        direct.close().await;
+        proxied.close().await;
     }
     // Refusals and errors are appended with the next group commit, not awaited by the call:
     // give the writer a moment, then count what is durable.
@@ -234,6 +255,7 @@ async fn measure(args: &BenchSideEffectsArgs, dir: &Path) -> Result<Value, Strin
         "toolgate": env!("CARGO_PKG_VERSION"),
         "rounds": args.rounds,
         "phase_ms": args.phase_ms,
+        "client": format!("{:?}", args.client).to_lowercase(),
         "gateway_worker_threads": args.gateway_threads.or(crate::cli::DEFAULT_WORKER_THREADS)
             .map_or_else(|| "default (one per core)".to_string(), |n| n.to_string()),
         "results": rows,
@@ -267,15 +289,18 @@ fn write_config(dir: &Path, data: &Path, up_url: &str) -> Result<PathBuf, String
 /// The report as a Markdown table, followed by the audit check.
 pub fn format_table(r: &Value) -> String {
     let mut out = format!(
-        "gateway worker threads: {}, {} rounds of {} ms per target and concurrency\n\n",
-        r["gateway_worker_threads"], r["rounds"], r["phase_ms"]
+        "load generator: {}, gateway worker threads: {}, {} rounds of {} ms per target and concurrency\n\n",
+        r["client"].as_str().unwrap_or("?"),
+        r["gateway_worker_threads"].as_str().unwrap_or("?"),
+        r["rounds"],
+        r["phase_ms"]
     );
-    out.push_str("| conc | direct calls/s | proxied calls/s | direct p50 µs | proxied p50 µs | added p50 µs | direct p99 µs | proxied p99 µs | added p99 µs | journal commits/s | journal writes/s | writes/commit | errors |\n");
-    out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| conc | direct calls/s | proxied calls/s | direct p50 µs | proxied p50 µs | added p50 µs | direct p99 µs | proxied p99 µs | added p99 µs | gateway CPU µs/call | journal thread CPU µs/call | journal commits/s | journal writes/s | writes/commit | errors |\n");
+    out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for row in r["results"].as_array().into_iter().flatten() {
         let (d, p, j) = (&row["direct"], &row["proxied"], &row["journal"]);
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             row["concurrency"],
             d["calls_per_s"],
             p["calls_per_s"],
@@ -285,6 +310,8 @@ pub fn format_table(r: &Value) -> String {
             d["p99_us"],
             p["p99_us"],
             row["added_p99_us"],
+            row["gateway_cpu_us_per_call"],
+            row["journal_cpu_us_per_call"],
             j["commits_per_s"],
             j["writes_per_s"],
             j["writes_per_commit"],
@@ -323,8 +350,8 @@ mod tests {
     #[test]
     fn table_has_one_row_per_concurrency_and_the_check() {
         let r = json!({
-            "gateway_worker_threads": "2", "rounds": 1, "phase_ms": 100,
-            "results": [{"concurrency": 64, "direct": {"calls_per_s": 9000.0, "p50_us": 5, "p99_us": 9, "errors": 0},
+            "client": "lean", "gateway_worker_threads": "2", "rounds": 1, "phase_ms": 100,
+            "results": [{"concurrency": 64, "gateway_cpu_us_per_call": 150.0, "journal_cpu_us_per_call": 50.0, "direct": {"calls_per_s": 9000.0, "p50_us": 5, "p99_us": 9, "errors": 0},
                 "proxied": {"calls_per_s": 5000.0, "p50_us": 7, "p99_us": 12, "errors": 1},
                 "added_p50_us": 2, "added_p99_us": 3,
                 "journal": {"commits_per_s": 500.0, "writes_per_s": 10000.0, "writes_per_commit": 20.0}}],
@@ -332,8 +359,12 @@ mod tests {
         });
         let t = format_table(&r);
         assert!(
+            t.starts_with("load generator: lean, gateway worker threads: 2,"),
+            "{t}"
+        );
+        assert!(
             t.contains(
-                "| 64 | 9000.0 | 5000.0 | 5 | 7 | 2 | 9 | 12 | 3 | 500.0 | 10000.0 | 20.0 | 1 |"
+                "| 64 | 9000.0 | 5000.0 | 5 | 7 | 2 | 9 | 12 | 3 | 150.0 | 50.0 | 500.0 | 10000.0 | 20.0 | 1 |"
             ),
             "{t}"
         );

@@ -29,7 +29,7 @@
 //! - [`call`], [`error`]: domain types and the one exhaustive error → JSON-RPC mapping.
 //! - [`clock`], [`canonical`]: injectable time; canonical JSON and its SHA-256.
 //! - [`demo`]: the demo social-platform MCP server behind the embedded default.
-//! - [`bench`]: the direct-vs-proxied benchmark.
+//! - [`bench`]: the direct-vs-proxied benchmark; [`bench_client`]: the benches' load generator.
 //! - [`bench_side_effects`], [`bench_budget`]: durable side-effect calls through the gateway;
 //!   budget engine accounting, status cost and restart time.
 #![forbid(unsafe_code)]
@@ -38,6 +38,7 @@ pub mod admin;
 pub mod audit_cli;
 pub mod bench;
 pub mod bench_budget;
+pub mod bench_client;
 pub mod bench_side_effects;
 pub mod budget;
 pub mod call;

@@ -250,3 +250,58 @@ async fn pruning_keeps_recent_and_unsettled_keys() {
     assert!(j.key("a", "doubt").unwrap().is_some());
     assert!(j.key("a", "recent").unwrap().is_some());
 }
+
+#[tokio::test]
+async fn open_keys_have_partial_indexes_and_recovery_uses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = SqliteJournal::open(dir.path(), 0).unwrap();
+    drop(j);
+    let conn = Connection::open(dir.path().join("journal.db")).unwrap();
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_index_list('idempotency') ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        !indexes.contains(&"idempotency_state".to_string()),
+        "{indexes:?}"
+    );
+    for (query, index) in [
+        (
+            "SELECT * FROM idempotency WHERE state = 'dispatching'",
+            "idempotency_dispatching",
+        ),
+        (
+            "SELECT count(*) FROM idempotency WHERE state = 'in_doubt'",
+            "idempotency_in_doubt",
+        ),
+    ] {
+        let plan: String = conn
+            .query_row(&format!("EXPLAIN QUERY PLAN {query}"), [], |r| r.get(3))
+            .unwrap();
+        assert!(plan.contains(index), "{query}: {plan}");
+    }
+}
+
+#[tokio::test]
+async fn the_checkpointer_folds_the_wal_into_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = SqliteJournal::open(dir.path(), 0).unwrap();
+    let db = dir.path().join("journal.db");
+    let before = std::fs::metadata(&db).unwrap().len();
+    for _ in 0..300 {
+        j.append(record("a", "t")).await.unwrap();
+    }
+    // Commits only reach the WAL; the database file grows when a checkpoint copies them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::metadata(&db).unwrap().len() < before + 64 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint within 5 s: journal.db is still {} bytes",
+            std::fs::metadata(&db).unwrap().len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

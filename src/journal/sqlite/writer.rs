@@ -152,6 +152,7 @@ impl Writer {
         r.seal(*last_seq + 1, last_hash);
         let text = serde_json::to_string(&r).map_err(|e| JournalError::Storage(e.to_string()))?;
         let time_ms = crate::clock::parse_rfc3339(&r.time).unwrap_or(0);
+        // Enum columns hold the same strings the record's JSON uses.
         let enum_str = |v: Value| v.as_str().map(String::from);
         let mut st = conn.prepare_cached(
             "INSERT INTO audit (seq, id, time_ms, kind, tenant, account, platform, action, target, tool,
