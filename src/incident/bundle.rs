@@ -444,7 +444,7 @@ pub fn collect(conn: &Connection, plan: &Plan) -> Result<Collected, JournalError
                 0,
                 seq,
                 "sli_event",
-                json!({"tenant": tenant, "kind": kind, "event": body}),
+                json!({"tenant": tenant, "kind": kind, "body": body}),
             ));
         }
     }
