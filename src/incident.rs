@@ -237,11 +237,23 @@ pub fn list(e: &Engine, stops: &[HardStop], scope: &Scope, now: Millis) -> Vec<I
         });
     };
 
+    // Hard stops cleared longer ago than the longest SLO window are history, as the engine's
+    // episodes and outages are.
+    let keep = e
+        .set()
+        .slos
+        .iter()
+        .map(|s| s.window.as_millis() as Millis)
+        .max()
+        .unwrap_or(0);
     for s in stops {
         if tenant.is_some() && s.tenant.as_deref() != tenant {
             continue;
         }
         let end = s.cleared_at.as_deref().and_then(parse_rfc3339);
+        if end.is_some_and(|t| t <= now - keep) {
+            continue;
+        }
         let kind = serde_json::to_value(s.kind)
             .ok()
             .and_then(|v| v.as_str().map(String::from))

@@ -580,12 +580,13 @@ impl Engine {
                     start_ms: now,
                     end_ms: None,
                 });
-            } else if !ticket && st.ticket_firing {
-                if let Some(ep) = self.state.episodes.iter_mut().rev().find(|e| {
+            } else if !ticket
+                && st.ticket_firing
+                && let Some(ep) = self.state.episodes.iter_mut().rev().find(|e| {
                     e.slo == slo_id && e.severity == Severity::Ticket && e.end_ms.is_none()
-                }) {
-                    ep.end_ms = Some(now);
-                }
+                })
+            {
+                ep.end_ms = Some(now);
             }
             let st = &mut self.state.slos[i];
             st.ticket_firing = ticket;

@@ -25,6 +25,8 @@ use crate::slo::SloSet;
 
 /// Key of the budget snapshot in the journal's state table.
 const SNAPSHOT_KEY: &str = "budget_snapshot";
+/// Least time between two snapshots saved because an alert or the band changed.
+const CHANGE_SNAPSHOT_GAP: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Snapshot {
@@ -243,6 +245,11 @@ impl Budget {
         let mut tick = tokio::time::interval(every);
         let mut snap = tokio::time::interval(snapshot_every);
         snap.tick().await;
+        // Alerts and band changes live in the snapshot: it is saved soon after one so offline
+        // readers (`toolgate incident`) and a restart see them, at most once per
+        // CHANGE_SNAPSHOT_GAP however much a band flaps.
+        let mut dirty = false;
+        let mut last_saved = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 c = feed.recv() => match c {
@@ -250,13 +257,16 @@ impl Budget {
                     None => break,
                 },
                 _ = tick.tick() => {
-                    if self.tick_changed(clock.now_ms(), &hard_stops()).1 {
-                        // Alerts and band changes live in the snapshot: save it at once so
-                        // offline readers (`toolgate incident`) and a restart see them.
+                    dirty |= self.tick_changed(clock.now_ms(), &hard_stops()).1;
+                    if dirty && last_saved.elapsed() >= CHANGE_SNAPSHOT_GAP {
                         journal.put(SNAPSHOT_KEY, self.snapshot());
+                        (dirty, last_saved) = (false, tokio::time::Instant::now());
                     }
                 }
-                _ = snap.tick() => journal.put(SNAPSHOT_KEY, self.snapshot()),
+                _ = snap.tick() => {
+                    journal.put(SNAPSHOT_KEY, self.snapshot());
+                    (dirty, last_saved) = (false, tokio::time::Instant::now());
+                }
             }
         }
         journal.put(SNAPSHOT_KEY, self.snapshot());
