@@ -159,6 +159,9 @@ pub fn render(bundle: &Value) -> String {
         "\nError budget consumed during the incident ({}):\n\n| SLO | Name | Bad | Valid | Budget consumed |\n|---|---|---|---|---|",
         text(&inc["budget_scope"])
     );
+    if inc["budget"].as_array().is_none_or(|a| a.is_empty()) {
+        let _ = writeln!(w, "| none | no events in the window | | | |");
+    }
     for c in inc["budget"].as_array().into_iter().flatten() {
         let _ = writeln!(
             w,
@@ -174,6 +177,12 @@ pub fn render(bundle: &Value) -> String {
         w,
         "\nImpacted clients:\n\n| Client | Records | Failures | Refused |\n|---|---|---|---|"
     );
+    if bundle["impacted_clients"]
+        .as_array()
+        .is_none_or(|a| a.is_empty())
+    {
+        let _ = writeln!(w, "| none | | | |");
+    }
     for c in bundle["impacted_clients"].as_array().into_iter().flatten() {
         let _ = writeln!(
             w,
@@ -188,6 +197,12 @@ pub fn render(bundle: &Value) -> String {
         w,
         "\nImpacted platforms:\n\n| Platform | Records | Failures | Refused |\n|---|---|---|---|"
     );
+    if bundle["impacted_platforms"]
+        .as_array()
+        .is_none_or(|a| a.is_empty())
+    {
+        let _ = writeln!(w, "| none | | | |");
+    }
     for c in bundle["impacted_platforms"]
         .as_array()
         .into_iter()

@@ -240,3 +240,43 @@ fn markdown_cell(s: &str) -> String {
     let line = md.lines().find(|l| l.starts_with("- 1 × ")).unwrap();
     line.trim_start_matches("- 1 × ").to_string()
 }
+
+#[test]
+fn the_engine_keeps_band_changes_and_ticket_episodes() {
+    let mut e = Engine::new(
+        crate::slo::parse(
+            "version: 1
+defaults: {min_events: 5}
+alerts:
+  - {severity: ticket, long: 1h, short: 5m, burn_rate: 2}
+slos:
+  - {id: PUB, name: publish api, target: 0.9, sli: {source: tool_calls, filter: {action_type: [publish], lane: [api]}}}
+",
+            "t.yml",
+        )
+        .unwrap(),
+    );
+    assert!(
+        !e.note_band(Band::Green, vec![], T0),
+        "GREEN before any change"
+    );
+    assert!(e.note_band(Band::Red, vec!["x".into()], T0));
+    assert!(!e.note_band(Band::Red, vec!["y".into()], T0 + 1));
+    assert!(e.note_band(Band::Yellow, vec![], T0 + 2));
+    let bands: Vec<(Band, Band)> = e.band_changes().iter().map(|c| (c.from, c.to)).collect();
+    assert_eq!(bands, [(Band::Green, Band::Red), (Band::Red, Band::Yellow)]);
+    for i in 0..10u64 {
+        e.observe_record(&rec(i + 1, T0, "a", i % 2 == 0));
+    }
+    e.tick(T0 + MIN);
+    e.tick(T0 + 2 * MIN);
+    e.tick(T0 + 70 * MIN);
+    let eps: Vec<(Severity, Millis, Option<Millis>)> = e
+        .episodes()
+        .iter()
+        .map(|x| (x.severity, x.start_ms, x.end_ms))
+        .collect();
+    assert_eq!(eps, [(Severity::Ticket, T0 + MIN, Some(T0 + 70 * MIN))]);
+    // Ticket episodes are not incidents.
+    assert!(list(&e, &[], &Scope::All, T0 + 80 * MIN).is_empty());
+}
