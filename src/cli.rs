@@ -71,6 +71,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::audit_cli::AuditCommand,
     },
+    /// Incidents: `list`, and `bundle ID` (a postmortem bundle, JSON or Markdown), offline.
+    Incident {
+        #[command(subcommand)]
+        command: crate::incident_cli::IncidentCommand,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -172,6 +177,7 @@ async fn run(command: Command) -> ExitCode {
         Command::Status(args) => crate::status_cli::run(args).await,
         Command::Slo { command } => crate::slo_rules::run(command),
         Command::Audit { command } => crate::audit_cli::run(command),
+        Command::Incident { command } => crate::incident_cli::run(command),
     }
 }
 

@@ -20,11 +20,14 @@
 //! - [`flags`]: feature flags of new capabilities, read by the freeze gate.
 //! - [`maintenance`]: background work: budget feed and ticks, audit-gap rule, key pruning.
 //! - [`slo`]: SLO definitions.
-//! - [`admin`]: health, readiness, status, events, flags, metrics, the page, hard stops and
-//!   in-doubt resolution.
+//! - [`incident`]: incidents (hard stops, page alerts, dependency incidents), the budget they
+//!   consumed, postmortem bundles and their Markdown drafts.
+//! - [`admin`]: health, readiness, status, events, flags, metrics, the page, hard stops,
+//!   in-doubt resolution and incidents.
 //! - [`status_cli`]: `toolgate status`: the admin `/v1/status` document as a terminal table.
 //! - [`audit_cli`]: `toolgate audit export|verify|anchor`: streaming journal export (JSON Lines or
 //!   CSV, [`journal::export`]), offline verification of an export or the live chain.
+//! - [`incident_cli`]: `toolgate incident list|bundle`: the same answers offline from a data dir.
 //! - [`slo_rules`]: `toolgate slo rules`: Prometheus recording and burn-rate alert rules.
 //! - [`call`], [`error`]: domain types and the one exhaustive error → JSON-RPC mapping.
 //! - [`clock`], [`canonical`]: injectable time; canonical JSON and its SHA-256.
@@ -50,6 +53,8 @@ pub mod demo;
 pub mod error;
 pub mod fastpath;
 pub mod flags;
+pub mod incident;
+pub mod incident_cli;
 pub mod journal;
 pub mod maintenance;
 pub mod pipeline;

@@ -29,7 +29,7 @@ use toolgate::journal::{
     Proof, RecordKind, Resolution, Settle, Store,
 };
 
-const SCHEMAS: [&str; 10] = [
+const SCHEMAS: [&str; 12] = [
     "gateway-config.schema.json",
     "slo-definitions.schema.json",
     "request-meta.schema.json",
@@ -40,6 +40,8 @@ const SCHEMAS: [&str; 10] = [
     "admin-api.schema.json",
     "sli-event.schema.json",
     "status.schema.json",
+    "incident.schema.json",
+    "incident-bundle.schema.json",
 ];
 
 fn root() -> PathBuf {

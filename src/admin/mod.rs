@@ -1,7 +1,9 @@
-//! The admin listener: liveness, readiness, and the operator endpoints for safety.
+//! The admin listener: liveness, readiness, and the operator endpoints for safety, budgets and
+//! incidents.
 
 mod budget;
 mod export;
+mod incidents;
 pub mod metrics;
 mod ops;
 pub mod page;
@@ -139,6 +141,13 @@ pub async fn route(state: Arc<AdminState>, req: Request<hyper::body::Incoming>) 
         },
         (&Method::GET, ["v1", "audit", "export"]) => {
             export::export(&state, &who(&state.auth, &req), &query).await
+        }
+        (&Method::GET, ["v1", "incidents"]) => {
+            incidents::list(&state, &who(&state.auth, &req), &query)
+        }
+        (&Method::GET, ["v1", "incidents", id, "bundle"]) => {
+            let id = id.to_string();
+            incidents::bundle(&state, &who(&state.auth, &req), &id, &query).await
         }
         (&Method::POST, ["v1", "events"]) => {
             let w = who(&state.auth, &req);

@@ -89,10 +89,26 @@ pub(super) struct Pending {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DependencyIncident {
     pub id: String,
+    /// The tenant that declared it (absent in snapshots taken before it was kept).
+    #[serde(default)]
+    pub tenant: Option<String>,
     pub platform: String,
     pub start_ms: Millis,
     pub end_ms: Millis,
 }
+
+/// A change of the overall band (§7.1), for incident timelines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BandChange {
+    pub at_ms: Millis,
+    pub from: super::Band,
+    pub to: super::Band,
+    /// Why the new band holds (the overall band's reasons at that tick).
+    pub reasons: Vec<String>,
+}
+
+/// Band changes and alert episodes kept at most (the oldest go first).
+const MAX_HISTORY: usize = 1000;
 
 /// The engine's whole state, serialisable as a snapshot.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -101,6 +117,8 @@ pub struct EngineState {
     pub(super) pending: HashMap<String, Vec<Pending>>,
     pub(super) incidents: Vec<DependencyIncident>,
     pub(super) episodes: Vec<Episode>,
+    #[serde(default)]
+    pub(super) band_changes: Vec<BandChange>,
     /// Last journal positions folded in (audit seq, event seq).
     pub audit_seq: u64,
     pub event_seq: u64,
@@ -157,6 +175,7 @@ impl Engine {
         }
         e.state.incidents = snapshot.incidents;
         e.state.episodes = snapshot.episodes;
+        e.state.band_changes = snapshot.band_changes;
         e.state.audit_seq = snapshot.audit_seq;
         e.state.event_seq = snapshot.event_seq;
         e.state.pending = snapshot
@@ -372,6 +391,7 @@ impl Engine {
         {
             self.state.incidents.push(DependencyIncident {
                 id: e.id.clone(),
+                tenant: Some(e.tenant.clone()),
                 platform: platform.clone(),
                 start_ms: *start_ms,
                 end_ms: *end_ms,
@@ -417,7 +437,7 @@ impl Engine {
     }
 
     /// Counts of SLO `i` over `[from, to]` (dependency incidents excluded when configured).
-    pub(super) fn counts(&self, i: usize, from: Millis, to: Millis, now: Millis) -> Counts {
+    pub(crate) fn counts(&self, i: usize, from: Millis, to: Millis, now: Millis) -> Counts {
         let slo = &self.set.slos[i];
         let mut c = Counts::default();
         for (platform, series) in &self.state.slos[i].platforms {
@@ -440,12 +460,86 @@ impl Engine {
     }
 
     /// Counts of SLO `i` for one client over `[from, to]` (hour resolution).
-    pub(super) fn client_counts(&self, i: usize, client: &str, from: Millis, to: Millis) -> Counts {
+    pub(crate) fn client_counts(&self, i: usize, client: &str, from: Millis, to: Millis) -> Counts {
         self.state.slos[i]
             .clients
             .get(client)
             .map(|r| r.sum(from, to))
             .unwrap_or_default()
+    }
+
+    /// Failures of SLO `i` per client over `[from, to]` (hour resolution), non-zero only.
+    pub(crate) fn bad_by_client(&self, i: usize, from: Millis, to: Millis) -> Vec<(String, u64)> {
+        self.state.slos[i]
+            .clients
+            .iter()
+            .map(|(c, r)| (c.clone(), r.sum(from, to).bad))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// Failures of SLO `i` per platform over `[from, to]`, non-zero only.
+    pub(crate) fn bad_by_platform(
+        &self,
+        i: usize,
+        from: Millis,
+        to: Millis,
+        now: Millis,
+    ) -> Vec<(String, u64)> {
+        self.state.slos[i]
+            .platforms
+            .iter()
+            .map(|(p, s)| (p.clone(), s.sum(from, to, now).bad))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// Failures of SLO `i` per reason over `[from, to]` (hour resolution), non-zero only.
+    pub(crate) fn bad_by_reason(&self, i: usize, from: Millis, to: Millis) -> Vec<(String, u64)> {
+        self.state.slos[i]
+            .reasons
+            .iter()
+            .map(|(r, ring)| (r.clone(), ring.sum(from, to).bad))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// Page and ticket alert episodes, oldest first.
+    pub fn episodes(&self) -> &[Episode] {
+        &self.state.episodes
+    }
+
+    /// Declared dependency incidents, in arrival order.
+    pub fn dependency_incidents(&self) -> &[DependencyIncident] {
+        &self.state.incidents
+    }
+
+    /// Changes of the overall band, oldest first.
+    pub fn band_changes(&self) -> &[BandChange] {
+        &self.state.band_changes
+    }
+
+    /// Records the overall band at `now` when it differs from the last one recorded (GREEN
+    /// before any); returns whether it changed.
+    pub fn note_band(&mut self, band: super::Band, reasons: Vec<String>, now: Millis) -> bool {
+        let from = self
+            .state
+            .band_changes
+            .last()
+            .map(|c| c.to)
+            .unwrap_or(super::Band::Green);
+        if from == band {
+            return false;
+        }
+        self.state.band_changes.push(BandChange {
+            at_ms: now,
+            from,
+            to: band,
+            reasons,
+        });
+        let over = self.state.band_changes.len().saturating_sub(MAX_HISTORY);
+        self.state.band_changes.drain(..over);
+        true
     }
 
     /// Updates alert state at `now` (call regularly): page episodes and ticket firings.
@@ -480,7 +574,21 @@ impl Engine {
             let st = &mut self.state.slos[i];
             if ticket && !st.ticket_firing {
                 st.ticket_firings.push(now);
+                self.state.episodes.push(Episode {
+                    slo: slo_id.clone(),
+                    severity: Severity::Ticket,
+                    start_ms: now,
+                    end_ms: None,
+                });
+            } else if !ticket
+                && st.ticket_firing
+                && let Some(ep) = self.state.episodes.iter_mut().rev().find(|e| {
+                    e.slo == slo_id && e.severity == Severity::Ticket && e.end_ms.is_none()
+                })
+            {
+                ep.end_ms = Some(now);
             }
+            let st = &mut self.state.slos[i];
             st.ticket_firing = ticket;
             st.ticket_firings.retain(|t| *t > now - week);
         }
@@ -494,6 +602,26 @@ impl Engine {
         self.state
             .episodes
             .retain(|e| e.end_ms.is_none_or(|end| end > now - keep));
+        let over = self.state.episodes.len().saturating_sub(MAX_HISTORY);
+        if over > 0 {
+            // Closed episodes go first; open ones are alert state and stay.
+            let mut drop = over;
+            self.state.episodes.retain(|e| {
+                if drop > 0 && e.end_ms.is_some() {
+                    drop -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        // The last change stays: it says which band holds now.
+        let last = self.state.band_changes.len().saturating_sub(1);
+        let mut n = 0;
+        self.state.band_changes.retain(|c| {
+            n += 1;
+            n - 1 == last || c.at_ms > now - keep
+        });
         self.state.incidents.retain(|d| d.end_ms > now - keep);
         self.state.pending.retain(|_, v| {
             v.retain(|p| p.at > now - keep);

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-pub use engine::{Counted, Engine, EngineState};
+pub use engine::{BandChange, Counted, DependencyIncident, Engine, EngineState, Episode};
 pub use events::RunnerEvent;
 pub use status::{Band, Scope};
 
@@ -25,11 +25,53 @@ use crate::slo::SloSet;
 
 /// Key of the budget snapshot in the journal's state table.
 const SNAPSHOT_KEY: &str = "budget_snapshot";
+/// Least time between two snapshots saved because an alert or the band changed.
+const CHANGE_SNAPSHOT_GAP: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Snapshot {
     ids: Vec<String>,
     state: EngineState,
+}
+
+/// The journal reads that rebuild budgets: the snapshot and what was committed after it. Every
+/// [`Store`] has them; so has a read-only handle on a journal file
+/// ([`crate::journal::readonly::ReadOnlyJournal`]), for offline tools next to a running gateway.
+pub trait History {
+    /// Reads a state blob.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, JournalError>;
+    /// Audit records with seq greater than `after`, in order (at most `limit`).
+    fn records_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::journal::AuditRecord>, JournalError>;
+    /// Events with seq greater than `after`, in order (at most `limit`).
+    fn events_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StoredEvent)>, JournalError>;
+}
+
+impl<S: Store + ?Sized> History for S {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, JournalError> {
+        Store::get(self, key)
+    }
+    fn records_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::journal::AuditRecord>, JournalError> {
+        Store::records_after(self, after, limit)
+    }
+    fn events_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StoredEvent)>, JournalError> {
+        Store::events_after(self, after, limit)
+    }
 }
 
 /// What the budget saw, for observers such as metrics.
@@ -52,9 +94,9 @@ pub struct Budget {
 
 impl Budget {
     /// Restores the last snapshot and folds in everything the journal committed after it.
-    pub fn load(
+    pub fn load<H: History + ?Sized>(
         set: SloSet,
-        journal: &dyn Store,
+        journal: &H,
         observer: Observer,
     ) -> Result<Self, JournalError> {
         let engine = match journal
@@ -127,11 +169,25 @@ impl Budget {
 
     /// Updates alert state and the cached band at `now`; returns the band.
     pub fn tick(&self, now: Millis, hard_stops: &[HardStop]) -> Band {
+        self.tick_changed(now, hard_stops).0
+    }
+
+    /// [`Budget::tick`], also saying whether an alert episode or the band changed (worth a
+    /// snapshot: incident timelines read them).
+    fn tick_changed(&self, now: Millis, hard_stops: &[HardStop]) -> (Band, bool) {
         let mut e = self.engine.lock().expect("engine lock");
+        let before = alert_marks(&e);
         e.tick(now);
-        let band = status::overall(&e, hard_stops, now).0;
+        let (band, why) = status::overall(&e, hard_stops, now);
+        let changed = e.note_band(band, why, now) || alert_marks(&e) != before;
         self.band.store(band as u8, Ordering::Relaxed);
-        band
+        (band, changed)
+    }
+
+    /// Runs `f` on the engine under its lock (keep `f` short and synchronous).
+    pub fn with_engine<R>(&self, f: impl FnOnce(&Engine) -> R) -> R {
+        let e = self.engine.lock().expect("engine lock");
+        f(&e)
     }
 
     /// The band as of the last tick.
@@ -189,6 +245,11 @@ impl Budget {
         let mut tick = tokio::time::interval(every);
         let mut snap = tokio::time::interval(snapshot_every);
         snap.tick().await;
+        // Alerts and band changes live in the snapshot: it is saved soon after one so offline
+        // readers (`toolgate incident`) and a restart see them, at most once per
+        // CHANGE_SNAPSHOT_GAP however much a band flaps.
+        let mut dirty = false;
+        let mut last_saved = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 c = feed.recv() => match c {
@@ -196,13 +257,30 @@ impl Budget {
                     None => break,
                 },
                 _ = tick.tick() => {
-                    self.tick(clock.now_ms(), &hard_stops());
+                    dirty |= self.tick_changed(clock.now_ms(), &hard_stops()).1;
+                    if dirty && last_saved.elapsed() >= CHANGE_SNAPSHOT_GAP {
+                        journal.put(SNAPSHOT_KEY, self.snapshot());
+                        (dirty, last_saved) = (false, tokio::time::Instant::now());
+                    }
                 }
-                _ = snap.tick() => journal.put(SNAPSHOT_KEY, self.snapshot()),
+                _ = snap.tick() => {
+                    journal.put(SNAPSHOT_KEY, self.snapshot());
+                    (dirty, last_saved) = (false, tokio::time::Instant::now());
+                }
             }
         }
         journal.put(SNAPSHOT_KEY, self.snapshot());
     }
+}
+
+/// Episode count and open/closed marks: changes when an episode starts or ends.
+fn alert_marks(e: &Engine) -> (usize, usize, Option<Millis>) {
+    let eps = e.episodes();
+    (
+        eps.len(),
+        eps.iter().filter(|x| x.end_ms.is_none()).count(),
+        eps.last().map(|x| x.start_ms),
+    )
 }
 
 /// Decodes a stored event; events stored by this version always decode.

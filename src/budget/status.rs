@@ -1,6 +1,6 @@
 //! The status document (§10): per-SLO budgets, burn rates, alerts and bands, overall band.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::engine::Engine;
@@ -11,7 +11,7 @@ use crate::journal::HardStop;
 use crate::slo::Severity;
 
 /// Reliability band (§7.1), ordered from best to worst.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Band {
     Green,

@@ -6,6 +6,7 @@
 //! group-commits concurrent writes, and separate read connections.
 
 pub mod export;
+pub mod readonly;
 pub mod record;
 pub mod sqlite;
 
