@@ -6,7 +6,8 @@
 //!
 //! - [`config`]: the gateway's YAML file, raw → validated, with file:line:column errors.
 //! - [`server`]: binds the MCP and admin listeners, builds the shared handles, shuts down.
-//! - [`fastpath`]: a plain `tools/call` POST straight to the pipeline, bypassing rmcp's tasks.
+//! - [`fastpath`]: a plain `tools/call` POST straight to the pipeline, bypassing rmcp's tasks
+//!   (`fastpath::headers`: the header checks it makes as rmcp would).
 //! - [`transport`]: the rmcp `ServerHandler` edge: MCP requests in, JSON-RPC results out.
 //! - [`session`]: bearer token → [`call::Caller`]; nothing else.
 //! - [`policy`]: pure gates (binding, idempotency, spam loop, `_meta` shape) → `Permit` or `Denial`.
