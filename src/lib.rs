@@ -18,6 +18,7 @@
 //! - [`journal`]: the narrow storage interface and its SQLite writer thread (group commit),
 //!   audit hash chain, hard stops.
 //! - [`budget`]: SLO math over the journal's commit feed: rings, burn alerts, bands, status.
+//!   [`budget::engine`] holds the state; `engine::observe` counts, `engine::alerts` evaluates.
 //! - [`flags`]: feature flags of new capabilities, read by the freeze gate.
 //! - [`maintenance`]: background work: budget feed and ticks, audit-gap rule, key pruning.
 //! - [`slo`]: SLO definitions.

@@ -1,9 +1,10 @@
 use super::*;
 use crate::budget::events;
 use crate::budget::status::{self, Band, Scope};
+use crate::call::FailureClass;
 use crate::clock::rfc3339;
 use crate::config::{Action, Lane};
-use crate::journal::Proof;
+use crate::journal::{AuditRecord, Outcome, Proof, RecordKind};
 use serde_json::json;
 
 const T0: Millis = 1_800_000_000_000;
