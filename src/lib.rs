@@ -13,6 +13,8 @@
 //! - [`policy`]: pure gates (binding, idempotency, spam loop, `_meta` shape) → `Permit` or `Denial`.
 //! - [`safety`]: the live index of hard stops and spam windows the gates read.
 //! - [`upstream`]: tool servers (child processes or Streamable HTTP), supervision, catalog.
+//!   [`upstream::http`] is the lean HTTP client: `endpoint`, `message` (reading answers),
+//!   `sse` (event-stream parsing) and `lifecycle` (handshake, pings, GET stream, close).
 //! - [`pipeline`]: the one function a tool call runs through: gates, durable intent,
 //!   forward, durable outcome and audit record.
 //! - [`journal`]: the narrow storage interface and its SQLite writer thread (group commit),

@@ -7,13 +7,18 @@
 //! lifecycle (handshake, re-initialization after a 404, the GET event stream, liveness pings)
 //! belongs to the supervisor, which owns the [`HttpConn`] and alone replaces its session.
 
+mod endpoint;
+mod lifecycle;
+mod message;
+mod sse;
+
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use futures::FutureExt;
-use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
@@ -22,11 +27,14 @@ use rmcp::model::{
     CallToolRequestParams, ErrorData, JsonRpcMessage, ProgressToken, RequestId, RequestMetaObject,
     ServerJsonRpcMessage, ServerNotification, ServerResult, Tool,
 };
-use serde::de::IgnoredAny;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
+
+pub use endpoint::Endpoint;
+use message::{Parsed, parse_message};
+pub use sse::{EventReader, SseParser};
 
 /// The protocol version toolgate asks for in `initialize`.
 pub const PROTOCOL_VERSION: &str = "2025-11-25";
@@ -84,56 +92,6 @@ struct Session {
     generation: u64,
 }
 
-/// How an upstream is reached (from the config), independent of any session.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub uri: Uri,
-    pub auth: Option<HeaderValue>,
-    pub timeout: Duration,
-    pub max_concurrent_requests: usize,
-}
-
-impl Endpoint {
-    /// Validates the URL and resolves the bearer token from `token_env`.
-    pub fn new(
-        url: &str,
-        token_env: Option<&str>,
-        timeout: Duration,
-        max_concurrent_requests: usize,
-    ) -> Result<Self, String> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|e| format!("invalid upstream URL {url:?}: {e}"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some(other) => {
-                return Err(format!(
-                    "upstream URL scheme {other:?} is not supported (this build speaks plain http)"
-                ));
-            }
-            None => return Err(format!("upstream URL {url:?} has no scheme")),
-        }
-        let auth = match token_env {
-            Some(var) => {
-                let token = std::env::var(var).map_err(|_| {
-                    format!("environment variable {var} (upstream bearer token) is not set")
-                })?;
-                let mut v = HeaderValue::from_str(&format!("Bearer {token}"))
-                    .map_err(|_| format!("environment variable {var} is not a valid token"))?;
-                v.set_sensitive(true);
-                Some(v)
-            }
-            None => None,
-        };
-        Ok(Self {
-            uri,
-            auth,
-            timeout,
-            max_concurrent_requests: max_concurrent_requests.max(1),
-        })
-    }
-}
-
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// A live connection to one Streamable HTTP upstream: a connection pool and a session.
@@ -175,21 +133,6 @@ struct Outgoing<'a, P: Serialize> {
     id: i64,
     method: &'a str,
     params: P,
-}
-
-/// The parts of a server message that make it an answer, read in one pass. (rmcp's
-/// `JsonRpcMessage` first buffers the whole message to find out which kind it is; an answer
-/// is by far the most common message, so it gets the direct route.)
-#[derive(Deserialize)]
-struct Reply {
-    #[serde(default)]
-    id: Option<RequestId>,
-    #[serde(default)]
-    result: Option<ServerResult>,
-    #[serde(default)]
-    error: Option<ErrorData>,
-    #[serde(default)]
-    method: Option<IgnoredAny>,
 }
 
 /// The first `limit` bytes of a body, as text, for error details.
@@ -241,71 +184,6 @@ impl HttpConn {
 
     fn next_id(&self) -> i64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Runs the handshake and installs the new session (also after the old one expired).
-    pub async fn initialize(&self) -> Result<(), String> {
-        let id = self.next_id();
-        let body = serde_json::to_vec(&Outgoing {
-            jsonrpc: "2.0",
-            id,
-            method: "initialize",
-            params: json!({
-                "protocolVersion": PROTOCOL_VERSION,
-                "capabilities": {},
-                "clientInfo": {"name": "toolgate", "version": env!("CARGO_PKG_VERSION")},
-            }),
-        })
-        .expect("serializable");
-        let attempt = async {
-            let req = self.post(None, None, body);
-            let resp = self.client.request(req).await.map_err(transport_fault)?;
-            let session_id = resp.headers().get(HEADER_SESSION_ID).cloned();
-            let result = self.read_answer(resp, id, false).await?;
-            Ok::<_, HttpFault>((session_id, result))
-        };
-        let (session_id, result) = tokio::time::timeout(self.endpoint.timeout, attempt)
-            .await
-            .map_err(|_| format!("initialize: no answer within {:?}", self.endpoint.timeout))?
-            .map_err(|e| format!("initialize: {e}"))?;
-        let ServerResult::InitializeResult(init) = result else {
-            return Err("initialize: the answer is not an InitializeResult".into());
-        };
-        let version = init.protocol_version.as_str();
-        if !HANDSHAKE_VERSIONS.contains(&version) {
-            return Err(format!(
-                "initialize: upstream chose protocol version {version}, which toolgate does not speak"
-            ));
-        }
-        let version = HeaderValue::from_str(version)
-            .map_err(|_| format!("initialize: bad protocol version {version:?}"))?;
-        let note =
-            serde_json::to_vec(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-                .expect("serializable");
-        let req = self.post(session_id.as_ref(), Some(&version), note);
-        let resp = tokio::time::timeout(self.endpoint.timeout, self.client.request(req))
-            .await
-            .map_err(|_| "notifications/initialized: no answer in time".to_string())?
-            .map_err(|e| format!("notifications/initialized: {e}"))?;
-        let status = resp.status();
-        // Read (and discard) whatever came back so the connection goes back to the pool.
-        let _ = tokio::time::timeout(self.endpoint.timeout, resp.into_body().collect()).await;
-        if !status.is_success() {
-            return Err(format!("notifications/initialized: HTTP {status}"));
-        }
-        let mut slot = self.session.write().expect("session lock");
-        let generation = slot.generation + 1;
-        *slot = Arc::new(Session {
-            id: session_id,
-            version,
-            generation,
-        });
-        Ok(())
-    }
-
-    /// The generation of the current session (changes with every handshake).
-    pub fn generation(&self) -> u64 {
-        self.session().generation
     }
 
     fn post(
@@ -600,109 +478,6 @@ impl HttpConn {
             }
         }
     }
-
-    /// `ping`: is the upstream alive and does it still know our session?
-    pub async fn ping(&self) -> Result<(), HttpFault> {
-        match self.request("ping", json!({}), None).await {
-            Ok(_) => Ok(()),
-            // A server that does not implement ping is still alive.
-            Err(HttpFault::Rpc(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Opens the GET event stream for server-initiated messages. `Ok(None)` when the
-    /// server offers none (405).
-    pub async fn open_events(&self) -> Result<Option<Incoming>, HttpFault> {
-        let session = self.session();
-        let mut req = Request::new(Full::new(Bytes::new()));
-        *req.uri_mut() = self.endpoint.uri.clone();
-        let h = req.headers_mut();
-        h.insert(header::ACCEPT, HeaderValue::from_static(EVENT_STREAM));
-        if let Some(a) = &self.endpoint.auth {
-            h.insert(header::AUTHORIZATION, a.clone());
-        }
-        if let Some(s) = &session.id {
-            h.insert(HEADER_SESSION_ID, s.clone());
-        }
-        h.insert(HEADER_PROTOCOL_VERSION, session.version.clone());
-        let resp = tokio::time::timeout(self.endpoint.timeout, self.client.request(req))
-            .await
-            .map_err(|_| HttpFault::Timeout(self.endpoint.timeout))?
-            .map_err(transport_fault)?;
-        let status = resp.status();
-        if status == StatusCode::METHOD_NOT_ALLOWED {
-            return Ok(None);
-        }
-        if status == StatusCode::NOT_FOUND && session.id.is_some() {
-            return Err(HttpFault::Expired);
-        }
-        if !status.is_success() || !is_media(resp.headers().get(header::CONTENT_TYPE), EVENT_STREAM)
-        {
-            return Err(HttpFault::Protocol(format!(
-                "GET event stream: HTTP {status}"
-            )));
-        }
-        Ok(Some(resp.into_body()))
-    }
-
-    /// Ends the session on the server (`DELETE`), best effort.
-    pub async fn close(&self) {
-        let session = self.session();
-        let Some(id) = &session.id else {
-            return;
-        };
-        let mut req = Request::new(Full::new(Bytes::new()));
-        *req.method_mut() = Method::DELETE;
-        *req.uri_mut() = self.endpoint.uri.clone();
-        let h = req.headers_mut();
-        if let Some(a) = &self.endpoint.auth {
-            h.insert(header::AUTHORIZATION, a.clone());
-        }
-        h.insert(HEADER_SESSION_ID, id.clone());
-        h.insert(HEADER_PROTOCOL_VERSION, session.version.clone());
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.client.request(req)).await;
-    }
-}
-
-/// What one message from the server is to a request waiting for its answer.
-enum Parsed {
-    Answer(Result<ServerResult, HttpFault>),
-    /// A request or notification from the server.
-    Other(ServerJsonRpcMessage),
-    /// An answer to another request, or nothing readable.
-    NotOurs,
-}
-
-fn parse_message(bytes: &[u8], id: i64) -> Parsed {
-    let ours = |rid: &RequestId| *rid == RequestId::Number(id);
-    if let Ok(reply) = serde_json::from_slice::<Reply>(bytes)
-        && reply.method.is_none()
-    {
-        return match (reply.result, reply.error) {
-            (Some(result), None) if reply.id.as_ref().is_some_and(ours) => {
-                Parsed::Answer(Ok(result))
-            }
-            (None, Some(error)) if reply.id.as_ref().is_none_or(ours) => {
-                Parsed::Answer(Err(HttpFault::Rpc(error)))
-            }
-            _ => Parsed::NotOurs,
-        };
-    }
-    match serde_json::from_slice::<ServerJsonRpcMessage>(bytes) {
-        Ok(JsonRpcMessage::Response(r)) if ours(&r.id) => Parsed::Answer(Ok(r.result)),
-        Ok(JsonRpcMessage::Error(e)) if e.id.as_ref().is_none_or(ours) => {
-            Parsed::Answer(Err(HttpFault::Rpc(e.error)))
-        }
-        Ok(msg @ (JsonRpcMessage::Request(_) | JsonRpcMessage::Notification(_))) => {
-            Parsed::Other(msg)
-        }
-        Ok(_) => Parsed::NotOurs,
-        Err(_) => {
-            tracing::debug!(message = %snippet(bytes), "ignoring an unparsable message");
-            Parsed::NotOurs
-        }
-    }
 }
 
 /// Lets a response body end so its connection returns to the pool. Usually the end is
@@ -727,208 +502,5 @@ fn finish(mut body: Incoming) {
     });
 }
 
-/// Reads server-sent events from the GET stream, one JSON-RPC message at a time.
-pub struct EventReader {
-    body: Incoming,
-    parser: SseParser,
-}
-
-impl EventReader {
-    pub fn new(body: Incoming) -> Self {
-        Self {
-            body,
-            parser: SseParser::default(),
-        }
-    }
-
-    /// The next message; `Err` when the stream ended or broke (with why).
-    pub async fn next(&mut self) -> Result<ServerJsonRpcMessage, String> {
-        loop {
-            while let Some(event) = self.parser.next_event()? {
-                if event.is_empty() {
-                    continue;
-                }
-                if let Ok(msg) = serde_json::from_slice::<ServerJsonRpcMessage>(&event) {
-                    return Ok(msg);
-                }
-            }
-            match self.body.frame().await {
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.parser.push(&data);
-                    }
-                }
-                Some(Err(e)) => return Err(format!("event stream broke: {e}")),
-                None => return Err("event stream ended".into()),
-            }
-        }
-    }
-}
-
-/// An incremental `text/event-stream` parser that yields the `data` of each event.
-///
-/// Lines may end in LF, CRLF or CR and may be split across chunks; several `data:` lines
-/// of one event are joined with LF; comments, `event:`, `id:` and `retry:` are skipped.
-#[derive(Default)]
-pub struct SseParser {
-    buf: BytesMut,
-    data: Vec<u8>,
-    has_data: bool,
-    /// The previous chunk ended in CR: a leading LF in the next one belongs to it.
-    skip_lf: bool,
-}
-
-impl SseParser {
-    pub fn push(&mut self, chunk: &[u8]) {
-        let mut chunk = chunk;
-        if self.skip_lf {
-            self.skip_lf = false;
-            if chunk.first() == Some(&b'\n') {
-                chunk = &chunk[1..];
-            }
-        }
-        self.buf.extend_from_slice(chunk);
-    }
-
-    /// The data of the next complete event, if one is buffered (empty for a data-less event).
-    pub fn next_event(&mut self) -> Result<Option<Vec<u8>>, String> {
-        loop {
-            let Some(end) = self.buf.iter().position(|b| *b == b'\n' || *b == b'\r') else {
-                if self.buf.len() + self.data.len() > MAX_MESSAGE_BYTES {
-                    return Err("SSE event too large".into());
-                }
-                return Ok(None);
-            };
-            let line = self.buf.split_to(end).freeze();
-            let term = self.buf[0];
-            self.buf.advance(1);
-            if term == b'\r' {
-                if self.buf.is_empty() {
-                    self.skip_lf = true;
-                } else if self.buf[0] == b'\n' {
-                    self.buf.advance(1);
-                }
-            }
-            if line.is_empty() {
-                if self.has_data {
-                    self.has_data = false;
-                    return Ok(Some(std::mem::take(&mut self.data)));
-                }
-                continue;
-            }
-            self.field(&line)?;
-        }
-    }
-
-    fn field(&mut self, line: &[u8]) -> Result<(), String> {
-        if line[0] == b':' {
-            return Ok(());
-        }
-        let (name, value) = match line.iter().position(|b| *b == b':') {
-            Some(i) => {
-                let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
-            }
-            None => (line, &b""[..]),
-        };
-        if name == b"data" {
-            if self.has_data {
-                self.data.push(b'\n');
-            }
-            self.has_data = true;
-            if self.data.len() + value.len() > MAX_MESSAGE_BYTES {
-                return Err("SSE event too large".into());
-            }
-            self.data.extend_from_slice(value);
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn events(chunks: &[&[u8]]) -> Vec<String> {
-        let mut p = SseParser::default();
-        let mut out = Vec::new();
-        for c in chunks {
-            p.push(c);
-            while let Some(e) = p.next_event().unwrap() {
-                out.push(String::from_utf8(e).unwrap());
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn sse_events_with_split_lines_and_all_line_endings() {
-        let whole: &[u8] =
-            b": comment\nid: 0\nretry: 3000\ndata:\n\nevent: message\ndata: {\"a\":\ndata: 1}\n\r\ndata:x\r\rdata: y\r\n\r\n";
-        let want = vec!["", "{\"a\":\n1}", "x", "y"];
-        assert_eq!(events(&[whole]), want);
-        // Every split point gives the same events.
-        for i in 0..whole.len() {
-            assert_eq!(events(&[&whole[..i], &whole[i..]]), want, "split at {i}");
-        }
-        // Byte by byte.
-        let bytes: Vec<&[u8]> = whole.chunks(1).collect();
-        assert_eq!(events(&bytes), want);
-    }
-
-    #[test]
-    fn sse_incomplete_event_waits_for_more() {
-        let mut p = SseParser::default();
-        p.push(b"data: {\"id\":1");
-        assert_eq!(p.next_event().unwrap(), None);
-        p.push(b"}\n");
-        assert_eq!(p.next_event().unwrap(), None);
-        p.push(b"\n");
-        assert_eq!(p.next_event().unwrap(), Some(b"{\"id\":1}".to_vec()));
-    }
-
-    #[test]
-    fn answers_are_told_from_other_messages() {
-        let ok = br#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"hi"}],"structuredContent":{"a":1},"isError":false}}"#;
-        match parse_message(ok, 7) {
-            Parsed::Answer(Ok(ServerResult::CallToolResult(r))) => {
-                assert_eq!(r.structured_content, Some(json!({"a": 1})));
-            }
-            _ => panic!("not read as a tool result"),
-        }
-        assert!(matches!(parse_message(ok, 8), Parsed::NotOurs));
-        let err = br#"{"jsonrpc":"2.0","id":7,"error":{"code":-32602,"message":"bad"}}"#;
-        match parse_message(err, 7) {
-            Parsed::Answer(Err(HttpFault::Rpc(e))) => assert_eq!(e.code.0, -32602),
-            _ => panic!("not read as an error"),
-        }
-        let changed = br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#;
-        assert!(matches!(
-            parse_message(changed, 7),
-            Parsed::Other(JsonRpcMessage::Notification(_))
-        ));
-        let ping = br#"{"jsonrpc":"2.0","id":"s1","method":"ping"}"#;
-        assert!(matches!(
-            parse_message(ping, 7),
-            Parsed::Other(JsonRpcMessage::Request(_))
-        ));
-        assert!(matches!(parse_message(b"{not json", 7), Parsed::NotOurs));
-        let empty = br#"{"jsonrpc":"2.0","id":7,"result":{}}"#;
-        assert!(matches!(parse_message(empty, 7), Parsed::Answer(Ok(_))));
-    }
-
-    #[test]
-    fn endpoint_checks_scheme_and_token() {
-        assert!(Endpoint::new("http://127.0.0.1:1/mcp", None, Duration::from_secs(1), 4).is_ok());
-        assert!(Endpoint::new("https://h/mcp", None, Duration::from_secs(1), 4).is_err());
-        assert!(
-            Endpoint::new(
-                "http://h/mcp",
-                Some("TOOLGATE_TEST_SURELY_UNSET_VAR"),
-                Duration::from_secs(1),
-                4
-            )
-            .is_err()
-        );
-    }
-}
+mod tests;
