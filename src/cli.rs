@@ -304,12 +304,17 @@ fn check(path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_failed(&e),
     };
-    let slos = match &cfg.slo_definitions {
+    let (slos, set) = match &cfg.slo_definitions {
         Some(p) => match crate::slo::load(p) {
-            Ok(s) => s.slos.len(),
+            Ok(s) => (s.slos.len(), s),
             Err(e) => return config_failed(&e),
         },
-        None => 0,
+        None => (0, crate::slo::embedded()),
+    };
+    let (slo, window) = set.longest_window().unwrap_or(("(none)", Duration::ZERO));
+    let retention = match cfg.audit_retention(slo, window) {
+        Ok(d) => d,
+        Err(e) => return config_failed(&e),
     };
     let mut warnings = Vec::new();
     for var in cfg.missing_env() {
@@ -331,11 +336,12 @@ fn check(path: &std::path::Path) -> ExitCode {
         eprintln!("warning: {w}");
     }
     println!(
-        "ok: {} — {} tenants, {} upstreams, {} classified tools, {slos} SLOs",
+        "ok: {} — {} tenants, {} upstreams, {} classified tools, {slos} SLOs, audit retention {}",
         path.display(),
         cfg.tenants.len(),
         cfg.upstreams.len(),
-        cfg.tools.len()
+        cfg.tools.len(),
+        crate::config::format_duration(retention)
     );
     ExitCode::SUCCESS
 }

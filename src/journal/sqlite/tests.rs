@@ -250,3 +250,5 @@ async fn pruning_keeps_recent_and_unsettled_keys() {
     assert!(j.key("a", "doubt").unwrap().is_some());
     assert!(j.key("a", "recent").unwrap().is_some());
 }
+
+mod retention;
