@@ -59,6 +59,8 @@ enum Command {
     BenchSideEffects(crate::bench_side_effects::BenchSideEffectsArgs),
     /// Measure the budget engine: accounting, status cost, memory, restart (see BENCHMARKS.md).
     BenchBudget(crate::bench_budget::BenchBudgetArgs),
+    /// Measure `audit export` and `audit verify` over a journal of 1M records (see BENCHMARKS.md).
+    BenchAudit(crate::bench_audit::BenchAuditArgs),
     /// Print the gateway's SLO status (GET /v1/status on the admin listener) as a table.
     Status(crate::status_cli::StatusArgs),
     /// SLO tooling: `slo rules` prints Prometheus recording and alerting rules.
@@ -166,6 +168,13 @@ async fn run(command: Command) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("toolgate bench-budget: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::BenchAudit(args) => match crate::bench_audit::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("toolgate bench-audit: {e}");
                 ExitCode::FAILURE
             }
         },

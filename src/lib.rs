@@ -18,7 +18,8 @@
 //!   audit hash chain, hard stops.
 //! - [`budget`]: SLO math over the journal's commit feed: rings, burn alerts, bands, status.
 //! - [`flags`]: feature flags of new capabilities, read by the freeze gate.
-//! - [`maintenance`]: background work: budget feed and ticks, audit-gap rule, key pruning.
+//! - [`maintenance`]: background work: budget feed and ticks, audit-gap rule, key pruning,
+//!   audit retention.
 //! - [`slo`]: SLO definitions.
 //! - [`admin`]: health, readiness, status, events, flags, metrics, the page, hard stops and
 //!   in-doubt resolution.
@@ -32,11 +33,13 @@
 //! - [`bench`]: the direct-vs-proxied benchmark.
 //! - [`bench_side_effects`], [`bench_budget`]: durable side-effect calls through the gateway;
 //!   budget engine accounting, status cost and restart time.
+//! - [`bench_audit`]: `audit export` and `audit verify` over a journal of 1M records.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod audit_cli;
 pub mod bench;
+pub mod bench_audit;
 pub mod bench_budget;
 pub mod bench_side_effects;
 pub mod budget;
