@@ -1,6 +1,9 @@
 //! The audit record: one per tool call (and per operator action), hash-chained in `seq` order.
 
 mod hash;
+mod scan;
+
+pub use scan::{Scanned, scan};
 
 use serde::{Deserialize, Serialize};
 

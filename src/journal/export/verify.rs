@@ -5,7 +5,7 @@ use std::io::BufRead;
 use serde_json::Value;
 
 use super::FORMAT_VERSION;
-use crate::journal::record::{AuditRecord, GENESIS_HASH};
+use crate::journal::record::{AuditRecord, GENESIS_HASH, scan};
 
 /// Where and why an exported file does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -155,8 +155,6 @@ pub fn verify_jsonl<R: BufRead>(
         }
     }
     let mut trailer: Option<Value> = None;
-    let mut record_buf = String::with_capacity(4096);
-    let mut ser_buf: Vec<u8> = Vec::with_capacity(4096);
     let mut hash_buf: Vec<u8> = Vec::with_capacity(1024);
     while read(&mut buf)? {
         n += 1;
@@ -164,10 +162,24 @@ pub fn verify_jsonl<R: BufRead>(
         if trailer.is_some() {
             return Err(brk(after, n, "a line follows the trailer".into()));
         }
-        let rec = match fast_record(&buf, &mut record_buf, &mut ser_buf) {
+        let rec = match fast_record(&buf, &mut hash_buf) {
             Some(r) => r,
             None => match slow_line(&buf, after, n)? {
-                Line::Record(r) => *r,
+                Line::Record(r) => {
+                    if !r.hash_matches(&mut hash_buf) {
+                        return Err(brk(
+                            Some(r.seq),
+                            n,
+                            "record does not match its hash (a field was changed)".into(),
+                        ));
+                    }
+                    Checked {
+                        seq: r.seq,
+                        prune: r.prune_anchor(),
+                        prev_hash: r.prev_hash,
+                        hash: r.hash,
+                    }
+                }
                 Line::Trailer(v) => {
                     trailer = Some(v);
                     continue;
@@ -175,13 +187,6 @@ pub fn verify_jsonl<R: BufRead>(
             },
         };
         let seq = rec.seq;
-        if !rec.hash_matches(&mut hash_buf) {
-            return Err(brk(
-                Some(seq),
-                n,
-                "record does not match its hash (a field was changed)".into(),
-            ));
-        }
         if let Some((pseq, phash)) = &prev {
             if seq <= *pseq {
                 return Err(brk(
@@ -247,7 +252,7 @@ pub fn verify_jsonl<R: BufRead>(
             }
             anchor_hit = true;
         }
-        if let Some(a) = rec.prune_anchor() {
+        if let Some(a) = rec.prune {
             pruned_to = Some((seq, a));
         }
         count += 1;
@@ -349,19 +354,31 @@ pub fn verify_jsonl<R: BufRead>(
     })
 }
 
-/// The record of a line exactly as the exporter writes it (`{"type":"record",` followed by
-/// the stored record's own serialisation), or `None` for anything else (then [`slow_line`]
-/// decides). Exact means re-serialising the parsed record gives the same bytes, so no field
-/// or value outside the sealed record can hide in the line.
-fn fast_record(line: &str, record: &mut String, ser: &mut Vec<u8>) -> Option<AuditRecord> {
-    let rest = line.strip_prefix("{\"type\":\"record\",")?;
-    record.clear();
-    record.push('{');
-    record.push_str(rest);
-    let rec: AuditRecord = serde_json::from_str(record).ok()?;
-    ser.clear();
-    serde_json::to_writer(&mut *ser, &rec).ok()?;
-    (ser.as_slice() == record.as_bytes()).then_some(rec)
+/// What the chain checks need of a record whose seal holds.
+struct Checked {
+    seq: u64,
+    prev_hash: String,
+    hash: String,
+    prune: Option<(u64, String)>,
+}
+
+/// The exporter's record line prefix.
+const RECORD_PREFIX: &str = "{\"type\":\"record\",";
+
+/// A record line exactly as the exporter writes it (the prefix, then the stored record's own
+/// serialisation) whose seal holds, read without deserialising it ([`scan`]); `None` for
+/// anything else, which [`slow_line`] then reads and diagnoses.
+fn fast_record(line: &str, canon: &mut Vec<u8>) -> Option<Checked> {
+    if !line.starts_with(RECORD_PREFIX) {
+        return None;
+    }
+    let s = scan(line, RECORD_PREFIX.len(), canon)?;
+    s.sealed.then(|| Checked {
+        seq: s.seq,
+        prev_hash: s.prev_hash.to_string(),
+        hash: s.hash.to_string(),
+        prune: s.prune_anchor(),
+    })
 }
 
 /// A non-header line, read the thorough way.

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::journal::record::{AuditRecord, GENESIS_HASH, PRUNE_TOOL};
+use crate::journal::record::{AuditRecord, GENESIS_HASH, PRUNE_TOOL, Scanned, scan};
 use crate::journal::{ChainBreak, JournalError, VerifyReport};
 
 /// Where a stored chain must start: `(first seq, its prev_hash)`. Without pruning that is
@@ -44,6 +44,44 @@ pub fn expected_start(
     }
 }
 
+/// Column `i` as text, `None` for NULL or anything unreadable (the slow path reports it).
+fn text_col<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Option<&'r str> {
+    text(row, i).ok().flatten()
+}
+
+/// Whether a column agrees with the record's raw JSON token (a string or `null`).
+fn same(col: Option<&str>, token: &str) -> bool {
+    Scanned::text(token).as_deref() == col
+}
+
+/// The thorough reading of a row: the record parsed, its indexed columns compared, its seal
+/// checked; `Err` says why it is broken.
+fn slow(
+    row: &rusqlite::Row<'_>,
+    seq: i64,
+    text_: &str,
+    buf: &mut Vec<u8>,
+) -> Result<Result<AuditRecord, String>, JournalError> {
+    let rec: AuditRecord = match serde_json::from_str(text_) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(format!("record is not valid JSON ({e})"))),
+    };
+    if rec.seq != seq as u64
+        || text(row, 1)? != rec.tenant.as_deref()
+        || text(row, 2)? != Some(rec.outcome.as_str())
+        || text(row, 3)? != rec.idempotency_key.as_deref()
+        || text(row, 5)? != Some(rec.hash.as_str())
+    {
+        return Ok(Err("indexed columns disagree with the sealed record".into()));
+    }
+    if !rec.hash_matches(buf) {
+        return Ok(Err(
+            "record does not match its hash (a field was changed)".into()
+        ));
+    }
+    Ok(Ok(rec))
+}
+
 /// Column `i` as text without copying it (`None` for NULL).
 fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<Option<&'r str>, JournalError> {
     row.get_ref(i)?
@@ -75,6 +113,7 @@ pub fn verify_conn(conn: &Connection) -> Result<VerifyReport, JournalError> {
     let mut checked = 0u64;
     let mut head: Option<(u64, String)> = None;
     let mut buf = Vec::with_capacity(1024);
+    let mut prev_buf: Option<String> = None;
     let report = |checked, head, seq: i64, why: String| VerifyReport {
         checked,
         head,
@@ -85,49 +124,44 @@ pub fn verify_conn(conn: &Connection) -> Result<VerifyReport, JournalError> {
     };
     while let Some(row) = rows.next()? {
         let seq: i64 = row.get(0)?;
-        let rec: AuditRecord = match serde_json::from_str(text(row, 4)?.unwrap_or_default()) {
-            Ok(r) => r,
-            Err(e) => {
-                let why = format!("record is not valid JSON ({e})");
-                return Ok(report(checked, head, seq, why));
-            }
+        let text = text(row, 4)?.unwrap_or_default();
+        // Fast path: the stored serialisation read in place, sealed, columns agreeing.
+        let fast = scan(text, 1, &mut buf).filter(|s| {
+            s.sealed
+                && s.seq == seq as u64
+                && same(text_col(row, 1), s.tenant)
+                && same(text_col(row, 2), s.outcome)
+                && same(text_col(row, 3), s.idempotency_key)
+                && text_col(row, 5) == Some(s.hash)
+        });
+        let (rec_seq, prev_hash, hash) = match fast {
+            Some(s) => (s.seq, s.prev_hash, s.hash.to_string()),
+            None => match slow(row, seq, text, &mut buf)? {
+                Ok(r) => (r.seq, prev_buf.insert(r.prev_hash).as_str(), r.hash),
+                Err(why) => return Ok(report(checked, head, seq, why)),
+            },
         };
-        if rec.seq != seq as u64
-            || text(row, 1)? != rec.tenant.as_deref()
-            || text(row, 2)? != Some(rec.outcome.as_str())
-            || text(row, 3)? != rec.idempotency_key.as_deref()
-            || text(row, 5)? != Some(rec.hash.as_str())
-        {
-            let why = "indexed columns disagree with the sealed record".to_string();
-            return Ok(report(checked, head, seq, why));
-        }
-        if !rec.hash_matches(&mut buf) {
-            let why = "record does not match its hash (a field was changed)".to_string();
-            return Ok(report(checked, head, seq, why));
-        }
-        let (want_seq, want_prev) = match &head {
+        let (want_seq, want_prev): (u64, &str) = match &head {
             Some((s, h)) => (s + 1, h.as_str()),
             None => (start.0, start.1.as_str()),
         };
-        if rec.seq != want_seq {
+        if rec_seq != want_seq {
             let why = if head.is_some() {
                 format!("expected seq {want_seq} (a record is missing or out of order)")
             } else if want_seq == 1 {
                 format!(
-                    "the chain starts at seq {} but no {PRUNE_TOOL} record says retention \
-                     deleted the records before it (they are missing)",
-                    rec.seq
+                    "the chain starts at seq {rec_seq} but no {PRUNE_TOOL} record says retention \
+                     deleted the records before it (they are missing)"
                 )
             } else {
                 format!(
                     "the latest {PRUNE_TOOL} record says the chain starts at seq {want_seq}, \
-                     it starts at {} (records are missing)",
-                    rec.seq
+                     it starts at {rec_seq} (records are missing)"
                 )
             };
             return Ok(report(checked, head, seq, why));
         }
-        if rec.prev_hash != want_prev {
+        if prev_hash != want_prev {
             let why = if head.is_some() {
                 "prev_hash does not match the previous record's hash".to_string()
             } else if want_seq == 1 {
@@ -141,7 +175,7 @@ pub fn verify_conn(conn: &Connection) -> Result<VerifyReport, JournalError> {
             };
             return Ok(report(checked, head, seq, why));
         }
-        head = Some((rec.seq, rec.hash));
+        head = Some((rec_seq, hash));
         checked += 1;
     }
     Ok(VerifyReport {
