@@ -254,7 +254,10 @@ fn config_rejected_by_both() -> Vec<(&'static str, String)> {
         ("missing version", BASE.replace("version: 1\n", "")),
         ("version 2", vary("version: 1", "version: 2")),
         ("unknown top-level key", format!("{BASE}telemetry: {{}}\n")),
-        ("retention that is no duration", format!("{BASE}retention: forever\n")),
+        (
+            "retention that is no duration",
+            format!("{BASE}retention: forever\n"),
+        ),
         ("zero retention", format!("{BASE}retention: 0d\n")),
         ("unknown upstream key", format!("{BASE}    timeuot: 5s\n")),
         (

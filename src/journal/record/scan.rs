@@ -99,6 +99,18 @@ impl Scanned<'_> {
     }
 }
 
+/// Whether `hex` is the lower-case hex form of `digest` (encoding beats decoding: no
+/// per-digit validation, one comparison).
+fn hex_eq(digest: &[u8; 32], hex: &[u8]) -> bool {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 64];
+    for (i, b) in digest.iter().enumerate() {
+        out[2 * i] = DIGITS[(b >> 4) as usize];
+        out[2 * i + 1] = DIGITS[(b & 15) as usize];
+    }
+    out[..] == *hex
+}
+
 /// The end of the JSON value starting at `i` (a string, number, `true`, `false`, `null`;
 /// no arrays or objects), or `None` for anything else.
 fn value_end(b: &[u8], i: usize) -> Option<usize> {
@@ -219,10 +231,7 @@ pub fn scan<'a>(text: &'a str, start: usize, canon: &mut Vec<u8>) -> Option<Scan
         t.strip_prefix('"')?.strip_suffix('"')
     };
     let hash = hex(HASH)?;
-    let mut stored = [0u8; 32];
-    let sealed = hex::decode_to_slice(hash, &mut stored).is_ok()
-        && !hash.bytes().any(|c| c.is_ascii_uppercase())
-        && stored == <[u8; 32]>::from(Sha256::digest(canon.as_slice()));
+    let sealed = hex_eq(&Sha256::digest(canon.as_slice()).into(), hash.as_bytes());
     Some(Scanned {
         seq: tok(1).parse().ok()?,
         prev_hash: hex(27)?,
@@ -241,6 +250,15 @@ pub fn scan<'a>(text: &'a str, start: usize, canon: &mut Vec<u8>) -> Option<Scan
 mod tests {
     use super::*;
     use crate::journal::record::{AuditRecord, GENESIS_HASH, Outcome, PRUNE_TOOL, RecordKind};
+
+    #[test]
+    fn hex_eq_is_exact_lower_case_hex() {
+        let d: [u8; 32] = Sha256::digest(b"x").into();
+        let h = hex::encode(d);
+        assert!(hex_eq(&d, h.as_bytes()));
+        assert!(!hex_eq(&d, h.to_ascii_uppercase().as_bytes()));
+        assert!(!hex_eq(&d, &h.as_bytes()[1..]));
+    }
 
     #[test]
     fn sorted_is_the_key_order_without_hash() {
