@@ -218,22 +218,41 @@ fn verify_data(dir: &Path, anchor: Option<(u64, String)>) -> ExitCode {
             report.checked
         ));
     }
+    // The chain's start: after retention the first kept record links to the pruned head.
+    let start = match export::chain_start(&conn) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("toolgate audit verify: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some((seq, hash)) = &anchor {
-        match export::hash_at(&conn, *seq) {
-            Ok(Some(h)) if h == *hash => {}
-            Ok(Some(h)) => {
+        let stored = match export::hash_at(&conn, *seq) {
+            Ok(Some(h)) => Some(h),
+            Ok(None) if start.0 > 1 && *seq == start.0 - 1 => Some(start.1.clone()),
+            Ok(None) => None,
+            Err(e) => {
+                eprintln!("toolgate audit verify: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match stored {
+            Some(h) if h == *hash => {}
+            Some(h) => {
                 return broken(format!(
                     "seq {seq}: the journal has hash {h}, the anchor says {hash}"
                 ));
             }
-            Ok(None) => {
+            None if *seq < start.0 => {
+                return broken(format!(
+                    "seq {seq}: the anchor's record was deleted by retention (the chain starts at seq {}); check a newer anchor",
+                    start.0
+                ));
+            }
+            None => {
                 return broken(format!(
                     "seq {seq}: the anchor's record is not in the journal"
                 ));
-            }
-            Err(e) => {
-                eprintln!("toolgate audit verify: {e}");
-                return ExitCode::FAILURE;
             }
         }
     }
@@ -241,8 +260,18 @@ fn verify_data(dir: &Path, anchor: Option<(u64, String)>) -> ExitCode {
         .head
         .clone()
         .unwrap_or((0, crate::journal::GENESIS_HASH.into()));
+    let pruned = if start.0 > 1 {
+        format!(
+            " (seq 1..{} deleted by retention; seq {} links to {})",
+            start.0 - 1,
+            start.0,
+            start.1
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "ok: {} records verified, chain head seq {seq} hash {hash}{}",
+        "ok: {} records verified{pruned}, chain head seq {seq} hash {hash}{}",
         report.checked,
         if anchor.is_some() {
             ", anchor matches"

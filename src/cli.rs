@@ -59,6 +59,8 @@ enum Command {
     BenchSideEffects(crate::bench_side_effects::BenchSideEffectsArgs),
     /// Measure the budget engine: accounting, status cost, memory, restart (see BENCHMARKS.md).
     BenchBudget(crate::bench_budget::BenchBudgetArgs),
+    /// Measure `audit export` and `audit verify` over a journal of 1M records (see BENCHMARKS.md).
+    BenchAudit(crate::bench_audit::BenchAuditArgs),
     /// Print the gateway's SLO status (GET /v1/status on the admin listener) as a table.
     Status(crate::status_cli::StatusArgs),
     /// SLO tooling: `slo rules` prints Prometheus recording and alerting rules.
@@ -171,6 +173,13 @@ async fn run(command: Command) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("toolgate bench-budget: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::BenchAudit(args) => match crate::bench_audit::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("toolgate bench-audit: {e}");
                 ExitCode::FAILURE
             }
         },
@@ -310,12 +319,17 @@ fn check(path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_failed(&e),
     };
-    let slos = match &cfg.slo_definitions {
+    let (slos, set) = match &cfg.slo_definitions {
         Some(p) => match crate::slo::load(p) {
-            Ok(s) => s.slos.len(),
+            Ok(s) => (s.slos.len(), s),
             Err(e) => return config_failed(&e),
         },
-        None => 0,
+        None => (0, crate::slo::embedded()),
+    };
+    let (slo, window) = set.longest_window().unwrap_or(("(none)", Duration::ZERO));
+    let retention = match cfg.audit_retention(slo, window) {
+        Ok(d) => d,
+        Err(e) => return config_failed(&e),
     };
     let mut warnings = Vec::new();
     for var in cfg.missing_env() {
@@ -337,11 +351,12 @@ fn check(path: &std::path::Path) -> ExitCode {
         eprintln!("warning: {w}");
     }
     println!(
-        "ok: {} — {} tenants, {} upstreams, {} classified tools, {slos} SLOs",
+        "ok: {} — {} tenants, {} upstreams, {} classified tools, {slos} SLOs, audit retention {}",
         path.display(),
         cfg.tenants.len(),
         cfg.upstreams.len(),
-        cfg.tools.len()
+        cfg.tools.len(),
+        crate::config::format_duration(retention)
     );
     ExitCode::SUCCESS
 }

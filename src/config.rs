@@ -47,6 +47,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub slo_definitions: Option<PathBuf>,
     pub admin_token_env: Option<String>,
+    /// How long audit records are kept; see [`Config::audit_retention`].
+    pub retention: Retention,
     pub max_body_bytes: usize,
     pub tenants: Vec<Tenant>,
     pub upstreams: Vec<Upstream>,
@@ -54,6 +56,34 @@ pub struct Config {
     pub tools: BTreeMap<String, ToolPolicy>,
     pub capabilities: BTreeMap<String, Capability>,
     pub safety: Safety,
+}
+
+/// Default of `retention`: how long audit records are kept.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+
+/// The floor of `retention`: the policy's 28-day SLO window, also how long settled
+/// idempotency keys are kept (their `audit_id` should still name a kept record).
+pub const MIN_RETENTION: Duration = Duration::from_secs(28 * 86_400);
+
+/// `retention` as written (or the default), with where it was written for errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    pub keep: Duration,
+    /// Written in the file (an explicit value too short is an error; the default is raised).
+    pub explicit: bool,
+    pub line: u64,
+    pub column: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            keep: DEFAULT_RETENTION,
+            explicit: false,
+            line: 0,
+            column: 0,
+        }
+    }
 }
 
 /// A tenant: one client of the agency, identified by its bearer token.
@@ -235,6 +265,45 @@ impl Config {
         self.tenants.iter().find(|t| t.id == id)
     }
 
+    /// How long audit records are kept, given the longest SLO window (`slo_window`, named
+    /// `slo` in errors): budgets are rebuilt from the journal over that window, so a written
+    /// `retention` shorter than it (or than [`MIN_RETENTION`]) is refused, located at the key.
+    /// The default (90 days) is raised to the longest window when that is longer.
+    pub fn audit_retention(
+        &self,
+        slo: &str,
+        slo_window: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let floor = slo_window.max(MIN_RETENTION);
+        let r = &self.retention;
+        if r.keep >= floor {
+            return Ok(r.keep);
+        }
+        if !r.explicit {
+            return Ok(floor);
+        }
+        let days = |d: Duration| d.as_secs_f64() / 86_400.0;
+        let why = if slo_window >= MIN_RETENTION {
+            format!("the longest SLO window ({slo}: {}d)", days(slo_window))
+        } else {
+            format!(
+                "{}d (the policy's SLO window and how long idempotency keys are kept)",
+                days(MIN_RETENTION)
+            )
+        };
+        Err(ConfigError {
+            file: self.source.clone(),
+            line: r.line,
+            column: r.column,
+            field: "retention".into(),
+            message: format!(
+                "{}d is shorter than {why}: budgets are rebuilt from the audit journal over that window; write at least {}d",
+                days(r.keep),
+                days(floor)
+            ),
+        })
+    }
+
     /// Environment variables the config names that are not set (tokens it cannot resolve).
     pub fn missing_env(&self) -> Vec<String> {
         let mut names: Vec<String> = self
@@ -259,6 +328,15 @@ impl Config {
 /// SHA-256 of a bearer token, the only form in which toolgate keeps tokens.
 pub fn token_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
+}
+
+/// A duration as written in the config: whole days as `90d`, anything else as humantime does.
+pub fn format_duration(d: Duration) -> String {
+    if d.as_secs() > 0 && d.as_secs().is_multiple_of(86_400) && d.subsec_nanos() == 0 {
+        format!("{}d", d.as_secs() / 86_400)
+    } else {
+        humantime::format_duration(d).to_string()
+    }
 }
 
 /// Parses durations written as `500ms`, `30s`, `10m`, `1h`, `28d`.

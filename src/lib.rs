@@ -22,7 +22,8 @@
 //! - [`budget`]: SLO math over the journal's commit feed: rings, burn alerts, bands, status.
 //!   [`budget::engine`] holds the state; `engine::observe` counts, `engine::alerts` evaluates.
 //! - [`flags`]: feature flags of new capabilities, read by the freeze gate.
-//! - [`maintenance`]: background work: budget feed and ticks, audit-gap rule, key pruning.
+//! - [`maintenance`]: background work: budget feed and ticks, audit-gap rule, key pruning,
+//!   audit retention.
 //! - [`slo`]: SLO definitions.
 //! - [`incident`]: incidents (hard stops, page alerts, dependency incidents), the budget they
 //!   consumed, postmortem bundles and their Markdown drafts.
@@ -39,11 +40,13 @@
 //! - [`bench`]: the direct-vs-proxied benchmark; [`bench_client`]: the benches' load generator.
 //! - [`bench_side_effects`], [`bench_budget`]: durable side-effect calls through the gateway;
 //!   budget engine accounting, status cost and restart time.
+//! - [`bench_audit`]: `audit export` and `audit verify` over a journal of 1M records.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod audit_cli;
 pub mod bench;
+pub mod bench_audit;
 pub mod bench_budget;
 pub mod bench_client;
 pub mod bench_side_effects;

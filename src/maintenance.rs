@@ -1,11 +1,12 @@
-//! Background work of a running gateway: the budget feed, the audit-gap rule, key pruning.
+//! Background work of a running gateway: the budget feed, the audit-gap rule, key pruning,
+//! audit retention.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::budget::Budget;
 use crate::call::FailureClass;
-use crate::clock::Clock;
+use crate::clock::{Clock, Millis};
 use crate::journal::{AuditRecord, HardStop, HardStopKind, Store};
 use crate::safety::SafetyState;
 use crate::slo::SloSet;
@@ -14,6 +15,11 @@ use crate::slo::SloSet;
 const KEY_RETENTION: Duration = Duration::from_secs(28 * 86_400);
 /// How often old keys are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Audit records deleted per retention transaction: bounds how long one batch holds the
+/// writer (call commits queue behind it) to a few tens of milliseconds.
+pub const RETENTION_BATCH: u64 = 10_000;
+/// How often audit retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// How often alerts and bands are re-evaluated.
 pub const TICK_EVERY: Duration = Duration::from_millis(500);
 /// How often the budget snapshot is saved.
@@ -40,6 +46,62 @@ pub fn spawn_key_pruning(journal: Arc<dyn Store>, clock: Arc<dyn Clock>, slos: &
                     "pruned settled idempotency keys older than the longest SLO window"
                 ),
                 Err(e) => tracing::warn!(error = %e, "idempotency key pruning failed"),
+            }
+        }
+    });
+}
+
+/// What one retention run deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionRun {
+    pub deleted: u64,
+    pub batches: u64,
+    /// Seq of the oldest kept record after the run (when anything was deleted).
+    pub oldest_seq: Option<u64>,
+}
+
+/// Deletes audit records older than `now_ms - keep`, oldest first, `batch` per transaction
+/// through the journal writer (each batch sealed by an `audit.prune` record), until nothing
+/// old is left. Call commits interleave between batches.
+pub async fn prune_audit(
+    journal: &dyn Store,
+    now_ms: Millis,
+    keep: Duration,
+    batch: u64,
+) -> Result<RetentionRun, crate::journal::JournalError> {
+    let before = now_ms.saturating_sub(keep.as_millis() as Millis);
+    let mut run = RetentionRun::default();
+    loop {
+        let p = journal.prune_audit(before, now_ms, batch).await?;
+        if p.deleted == 0 {
+            return Ok(run);
+        }
+        run.deleted += p.deleted;
+        run.batches += 1;
+        run.oldest_seq = p.through.map(|(s, _)| s + 1);
+        if p.deleted < batch {
+            return Ok(run);
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Runs audit retention hourly (first at start-up): records older than `keep` go.
+pub fn spawn_audit_retention(journal: Arc<dyn Store>, clock: Arc<dyn Clock>, keep: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RETENTION_EVERY);
+        loop {
+            tick.tick().await;
+            match prune_audit(journal.as_ref(), clock.now_ms(), keep, RETENTION_BATCH).await {
+                Ok(r) if r.deleted == 0 => {}
+                Ok(r) => tracing::info!(
+                    deleted = r.deleted,
+                    batches = r.batches,
+                    oldest_seq = r.oldest_seq,
+                    retention = %crate::config::format_duration(keep),
+                    "audit retention: deleted records older than the retention period; the first kept record's prev_hash is the chain's anchor"
+                ),
+                Err(e) => tracing::warn!(error = %e, "audit retention failed; will retry"),
             }
         }
     });

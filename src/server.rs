@@ -56,6 +56,8 @@ pub enum StartError {
     Journal(#[from] crate::journal::JournalError),
     #[error("invalid SLO definitions: {0}")]
     Slo(#[from] crate::config::ConfigError),
+    #[error("invalid retention: {0}")]
+    Retention(crate::config::ConfigError),
     #[error("unknown tenant {0:?} for --stdio (it is not in the config)")]
     UnknownTenant(String),
     #[error("stdio transport failed: {0}")]
@@ -105,6 +107,10 @@ impl Core {
             Some(path) => crate::slo::load(path)?,
             None => crate::slo::embedded(),
         };
+        let (slo, window) = slos.longest_window().unwrap_or(("(none)", Duration::ZERO));
+        let retention = cfg
+            .audit_retention(slo, window)
+            .map_err(StartError::Retention)?;
         let budget = Arc::new(Budget::load(
             slos.clone(),
             journal.as_ref(),
@@ -132,6 +138,7 @@ impl Core {
             }
         });
         crate::maintenance::spawn_key_pruning(journal.clone(), clock.clone(), &slos);
+        crate::maintenance::spawn_audit_retention(journal.clone(), clock.clone(), retention);
         crate::maintenance::spawn_budget(
             budget.clone(),
             journal.clone(),

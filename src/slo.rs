@@ -24,6 +24,16 @@ pub struct SloSet {
     pub postmortem_budget_fraction: f64,
 }
 
+impl SloSet {
+    /// The longest SLO window and the SLO that has it (`None` without SLOs).
+    pub fn longest_window(&self) -> Option<(&str, Duration)> {
+        self.slos
+            .iter()
+            .max_by_key(|s| s.window)
+            .map(|s| (s.id.as_str(), s.window))
+    }
+}
+
 /// One service level objective.
 #[derive(Debug, Clone)]
 pub struct Slo {

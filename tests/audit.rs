@@ -295,3 +295,151 @@ async fn exports_agree_verify_isolate_tenants_and_catch_tampering() {
         text(&o)
     );
 }
+
+/// Retention at the library level on a real journal file (records 100 days old, then recent
+/// ones), then the real binary: `audit verify --data`, an export and its verification, an
+/// anchor taken before pruning, and deletion of the oldest kept record.
+#[tokio::test]
+async fn a_pruned_journal_verifies_from_its_anchor_and_deletion_is_still_found() {
+    use toolgate::journal::sqlite::SqliteJournal;
+    use toolgate::journal::{AuditRecord, Outcome, RecordKind, Store};
+    const DAY: i64 = 86_400_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().to_str().unwrap().to_string();
+    let now = chrono::Utc::now().timestamp_millis();
+    let (j, _) = SqliteJournal::open(tmp.path(), now).unwrap();
+    for i in 0..30i64 {
+        let t = if i < 20 {
+            now - 100 * DAY + i
+        } else {
+            now - DAY + i
+        };
+        let mut r = AuditRecord::new(
+            format!("r{i}"),
+            toolgate::clock::rfc3339(t),
+            RecordKind::Call,
+            "a__publish_post",
+            Outcome::Success,
+        );
+        r.tenant = Some("acme".into());
+        j.append(r).await.unwrap();
+    }
+    drop(j);
+    // An anchor kept before pruning: the head of what retention will delete.
+    let o = audit(&[
+        "export",
+        "--data",
+        &data,
+        "--to",
+        &toolgate::clock::rfc3339(now - 50 * DAY),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let old = records(&String::from_utf8_lossy(&o.stdout));
+    let old_anchor = format!("20:{}", old[19]["hash"].as_str().unwrap());
+
+    let (j, _) = SqliteJournal::open(tmp.path(), now).unwrap();
+    let keep = Duration::from_secs(90 * 86_400);
+    let run = toolgate::maintenance::prune_audit(&j, now, keep, 8)
+        .await
+        .unwrap();
+    assert_eq!(
+        (run.deleted, run.batches, run.oldest_seq),
+        (20, 3, Some(21))
+    );
+    let stats = j.write_stats();
+    assert_eq!((stats.oldest_seq, stats.pruned), (21, 20));
+    drop(j);
+
+    let o = audit(&["verify", "--data", &data]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("13 records verified (seq 1..20 deleted by retention"),
+        "{out}"
+    );
+    let o = audit(&["verify", "--data", &data, "--anchor", &old_anchor]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = audit(&[
+        "verify",
+        "--data",
+        &data,
+        "--anchor",
+        &format!("3:{}", old[2]["hash"].as_str().unwrap()),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("deleted by retention"),
+        "{}",
+        text(&o)
+    );
+
+    let file = tmp.path().join("pruned.jsonl");
+    let f = file.to_str().unwrap();
+    let o = audit(&["export", "--data", &data, "-o", f]);
+    assert!(o.status.success(), "{}", text(&o));
+    let body = std::fs::read_to_string(&file).unwrap();
+    let header: Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
+    assert_eq!(header["chain"]["first_seq"], 21);
+    assert_eq!(header["chain"]["anchor_prev_hash"], old[19]["hash"]);
+    let o = audit(&["verify", f, "--anchor", &old_anchor]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("ok: 13 records verified (seq 21..33)"),
+        "{}",
+        text(&o)
+    );
+    // The first kept record removed from the export.
+    let mut lines: Vec<&str> = body.lines().collect();
+    lines.remove(1);
+    let cut = write(tmp.path(), "cut.jsonl", &lines.join("\n"));
+    let o = audit(&["verify", &cut]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("seq 21"),
+        "{}",
+        text(&o)
+    );
+
+    // The oldest kept record deleted from the journal: not retention, and named.
+    let conn = rusqlite::Connection::open(tmp.path().join("journal.db")).unwrap();
+    conn.execute("DELETE FROM audit WHERE seq = 21", [])
+        .unwrap();
+    drop(conn);
+    let o = audit(&["verify", "--data", &data]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("first broken seq 22") && err.contains("starts at seq 21"),
+        "{err}"
+    );
+}
+
+/// `toolgate check` refuses a retention shorter than the longest SLO window, at its line.
+#[test]
+fn check_refuses_a_retention_shorter_than_the_slo_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = "version: 1\ntenants:\n  - id: acme\n    token_env: TOK\nupstreams:\n  - name: a\n    command: [x]\n";
+    let short = write(tmp.path(), "short.yml", &format!("{base}retention: 7d\n"));
+    let o = std::process::Command::new(bin())
+        .args(["check", "--config", &short])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("short.yml:8:")
+            && err.contains("retention: 7d is shorter than the longest SLO window"),
+        "{err}"
+    );
+    let ok = write(tmp.path(), "ok.yml", &format!("{base}retention: 400d\n"));
+    let o = std::process::Command::new(bin())
+        .args(["check", "--config", &ok])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("audit retention 400d"),
+        "{}",
+        text(&o)
+    );
+}

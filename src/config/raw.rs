@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{
-    Account, Capability, Config, ConfigError, DEFAULT_MAX_BODY, ProofPointers, Safety, SpamLoop,
-    Tenant, TokenSource, ToolPolicy, Upstream, UpstreamTransport, parse_duration,
+    Account, Capability, Config, ConfigError, DEFAULT_MAX_BODY, ProofPointers, Retention, Safety,
+    SpamLoop, Tenant, TokenSource, ToolPolicy, Upstream, UpstreamTransport, parse_duration,
 };
 
 /// What a side-effect tool does, in the policy's `action_type` tag.
@@ -48,6 +48,7 @@ pub(super) struct RawConfig {
     data_dir: Option<String>,
     slo_definitions: Option<String>,
     admin_token_env: Option<String>,
+    retention: Option<Spanned<String>>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -316,8 +317,21 @@ pub(super) fn validate(raw: RawConfig, file: &str, base: &Path) -> Result<Config
             "must be at least 1024",
         );
     }
+    let retention = match raw.retention {
+        None => Retention::default(),
+        Some(r) => Retention {
+            keep: match parse_duration(&r.value) {
+                Ok(d) => d,
+                Err(m) => return c.err(r.referenced, "retention", m),
+            },
+            explicit: true,
+            line: r.referenced.line(),
+            column: r.referenced.column(),
+        },
+    };
     Ok(Config {
         source: file.into(),
+        retention,
         listen_mcp,
         listen_admin,
         data_dir: resolve(base, raw.data_dir.as_deref().unwrap_or("./toolgate-data")),

@@ -130,3 +130,25 @@ fn durations() {
     assert!(parse_duration("0s").is_err());
     assert!(parse_duration("fast").is_err());
 }
+
+#[test]
+fn retention_is_at_least_the_longest_slo_window() {
+    let day = |d: u64| Duration::from_secs(d * 86_400);
+    // Default 90 days; raised (not refused) when an SLO window is longer.
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.audit_retention("SLO-01", day(28)).unwrap(), day(90));
+    assert_eq!(c.audit_retention("SLO-X", day(120)).unwrap(), day(120));
+    // Written: kept as written when long enough, refused (with its location) when not.
+    let c = parse(&format!("{MINIMAL}retention: 30d\n")).unwrap();
+    assert_eq!(c.audit_retention("SLO-01", day(28)).unwrap(), day(30));
+    let c = parse(&format!("{MINIMAL}retention: 7d\n")).unwrap();
+    let e = c.audit_retention("SLO-01", day(28)).unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (9, "retention"));
+    assert!(e.message.contains("SLO-01: 28d"), "{}", e.message);
+    assert!(e.to_string().starts_with("gw.yml:9:"), "{e}");
+    // Never below 28 days, even with shorter SLO windows.
+    let e = c.audit_retention("SLO-Y", day(7)).unwrap_err();
+    assert!(e.message.contains("at least 28d"), "{}", e.message);
+    let e = parse(&format!("{MINIMAL}retention: forever\n")).unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (9, "retention"));
+}

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-pub use record::{AuditRecord, ChainBreak, GENESIS_HASH, Outcome, Proof, RecordKind};
+pub use record::{AuditRecord, ChainBreak, GENESIS_HASH, Outcome, PRUNE_TOOL, Proof, RecordKind};
 
 use crate::clock::Millis;
 
@@ -249,11 +249,26 @@ impl Feed {
     }
 }
 
-/// Counters of committed writes.
+/// Counters of committed writes, and how much of the audit chain retention has pruned.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct WriteStats {
     pub transactions: u64,
     pub writes: u64,
+    /// Seq of the oldest audit record kept (0 while the journal has none).
+    pub oldest_seq: u64,
+    /// Audit records deleted by retention (every seq before `oldest_seq`).
+    pub pruned: u64,
+}
+
+/// What one retention batch ([`Store::prune_audit`]) did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Pruned {
+    /// Records deleted (0: nothing was old enough, and nothing was written).
+    pub deleted: u64,
+    /// The deleted range's head, `(seq, hash)`: the first kept record links to it.
+    pub through: Option<(u64, String)>,
+    /// Seq of the `audit.prune` record written in the same transaction.
+    pub record_seq: Option<u64>,
 }
 
 /// Result of checking the stored audit chain.
@@ -324,6 +339,11 @@ pub trait Store: Send + Sync {
     fn resolve(&self, resolution: Resolution) -> Ack<Option<KeyRecord>>;
     /// Deletes settled idempotency keys last updated before `before_ms`; returns how many.
     fn prune_keys(&self, before_ms: Millis) -> Ack<u64>;
+    /// Retention: deletes the oldest audit records, at most `max_rows`, stopping at the first
+    /// one whose time is not before `before_ms` (only a prefix of the chain goes, so what
+    /// remains is contiguous). In the same transaction it appends an [`PRUNE_TOOL`] operator
+    /// record, time `now_ms`, whose target names the deleted prefix's head as `SEQ:HASH`.
+    fn prune_audit(&self, before_ms: Millis, now_ms: Millis, max_rows: u64) -> Ack<Pruned>;
     /// Side effects dispatched since `since_ms` whose action is one of `actions`.
     fn dispatches_since(
         &self,

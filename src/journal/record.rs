@@ -1,13 +1,21 @@
 //! The audit record: one per tool call (and per operator action), hash-chained in `seq` order.
 
+mod hash;
+mod scan;
+
+pub use scan::{Scanned, scan};
+
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::call::FailureClass;
 use crate::config::{Action, Lane};
 
 /// `prev_hash` of the first record ever written.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// `tool` of the operator record that retention writes when it deletes a prefix of the chain;
+/// its `target` is the pruned prefix's head as `SEQ:HASH` (see [`AuditRecord::prune_anchor`]).
+pub const PRUNE_TOOL: &str = "audit.prune";
 
 /// Prefix of the `reason` of an error result whose upstream said it may be retried: the one
 /// kind of answered failure a later attempt of the same key can still replace.
@@ -41,6 +49,20 @@ pub enum Outcome {
     Refused,
     /// An operator action.
     Operator,
+}
+
+impl Outcome {
+    /// The serialised name (as stored in the journal's `outcome` column).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::ErrorResult => "error_result",
+            Self::Failed => "failed",
+            Self::InDoubt => "in_doubt",
+            Self::Refused => "refused",
+            Self::Operator => "operator",
+        }
+    }
 }
 
 /// Proof references of a side effect.
@@ -148,12 +170,28 @@ impl AuditRecord {
 
     /// SHA-256 over the canonical JSON of every field except `hash` (so `prev_hash` and `seq`
     /// are covered: a changed, removed or reordered record breaks the chain).
+    ///
+    /// The bytes are exactly [`crate::canonical::to_string`] of the record's JSON without
+    /// `hash`, written field by field instead of through a `serde_json::Value` (see
+    /// [`hash::write_canonical`]; a unit test holds the two equal).
     pub fn compute_hash(&self) -> String {
-        let mut v = serde_json::to_value(self).expect("audit records serialise");
-        if let Value::Object(m) = &mut v {
-            m.remove("hash");
+        let mut buf = Vec::with_capacity(1024);
+        hash::sha256_hex(self, &mut buf)
+    }
+
+    /// Whether `hash` seals the record, reusing `buf` for the canonical bytes (verification
+    /// of millions of records).
+    pub fn hash_matches(&self, buf: &mut Vec<u8>) -> bool {
+        hash::matches(self, buf)
+    }
+
+    /// For a retention record ([`PRUNE_TOOL`]): the head of the pruned prefix, `(seq, hash)`.
+    /// The chain's first kept record has `seq + 1` and `prev_hash == hash`.
+    pub fn prune_anchor(&self) -> Option<(u64, String)> {
+        if self.kind != RecordKind::Operator || self.tool != PRUNE_TOOL {
+            return None;
         }
-        crate::canonical::sha256_hex(&v)
+        parse_anchor(self.target.as_deref()?)
     }
 
     /// Assigns the chain position and seals the record.
@@ -162,6 +200,17 @@ impl AuditRecord {
         self.prev_hash = prev_hash.into();
         self.hash = self.compute_hash();
     }
+}
+
+/// Parses `SEQ:HASH` (the output of `toolgate audit anchor`, as seq and hash); the hash is
+/// 64 hex digits, returned lower-case.
+pub fn parse_anchor(s: &str) -> Option<(u64, String)> {
+    let (seq, hash) = s.split_once(':')?;
+    let hash = hash.trim().to_ascii_lowercase();
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some((seq.trim().parse().ok()?, hash))
 }
 
 /// Why a chain does not verify.
@@ -182,8 +231,9 @@ where
     I: IntoIterator<Item = AuditRecord>,
 {
     let mut prev: Option<(u64, String)> = anchor.map(|(s, h)| (s, h.to_string()));
+    let mut buf = Vec::with_capacity(1024);
     for r in records {
-        if r.compute_hash() != r.hash {
+        if !r.hash_matches(&mut buf) {
             return Err(ChainBreak {
                 seq: r.seq,
                 why: "record does not match its hash (a field was changed)".into(),
@@ -232,6 +282,29 @@ mod tests {
                 r
             })
             .collect()
+    }
+
+    #[test]
+    fn outcome_names_are_the_serialised_ones() {
+        for o in [
+            Outcome::Success,
+            Outcome::ErrorResult,
+            Outcome::Failed,
+            Outcome::InDoubt,
+            Outcome::Refused,
+            Outcome::Operator,
+        ] {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
+    }
+
+    #[test]
+    fn prune_records_name_their_anchor() {
+        let mut r = AuditRecord::operator(PRUNE_TOOL, 0, "toolgate", "retention");
+        r.target = Some(format!("7:{}", "AB".repeat(32)));
+        assert_eq!(r.prune_anchor(), Some((7, "ab".repeat(32))));
+        r.tool = "hard_stop.trip".into();
+        assert_eq!(r.prune_anchor(), None);
     }
 
     #[test]

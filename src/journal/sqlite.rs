@@ -11,10 +11,10 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::record::{AuditRecord, GENESIS_HASH, verify_chain};
+use super::record::AuditRecord;
 use super::{
     Ack, Claim, Committed, Dispatch, Feed, HardStop, Intent, JournalError, KeyRecord, KeyState,
-    Resolution, Settle, Store, StoredEvent, VerifyReport, WriteStats,
+    Pruned, Resolution, Settle, Store, StoredEvent, VerifyReport, WriteStats,
 };
 use crate::clock::Millis;
 use writer::{Op, Writer};
@@ -306,6 +306,15 @@ impl Store for SqliteJournal {
         self.send(|r| Op::PruneKeys(before_ms, r))
     }
 
+    fn prune_audit(&self, before_ms: Millis, now_ms: Millis, max_rows: u64) -> Ack<Pruned> {
+        self.send(|reply| Op::PruneAudit {
+            before_ms,
+            now_ms,
+            max_rows,
+            reply,
+        })
+    }
+
     fn dispatches_since(
         &self,
         since_ms: Millis,
@@ -420,9 +429,21 @@ impl Store for SqliteJournal {
 
     fn write_stats(&self) -> WriteStats {
         use std::sync::atomic::Ordering::Relaxed;
+        // min(seq) of a rowid table is one b-tree descent.
+        let oldest = self
+            .read(|c| {
+                Ok(c.query_row("SELECT min(seq) FROM audit", [], |r| {
+                    r.get::<_, Option<i64>>(0)
+                })?)
+            })
+            .ok()
+            .flatten()
+            .unwrap_or(0) as u64;
         WriteStats {
             transactions: self.stats.commits.load(Relaxed),
             writes: self.stats.ops.load(Relaxed),
+            oldest_seq: oldest,
+            pruned: oldest.saturating_sub(1),
         }
     }
 
@@ -431,74 +452,10 @@ impl Store for SqliteJournal {
     }
 }
 
-/// Checks every stored record: its hash, its link to the previous one, and that the indexed
-/// columns agree with the sealed record.
-pub fn verify_conn(conn: &Connection) -> Result<VerifyReport, JournalError> {
-    let mut st = conn.prepare(
-        "SELECT seq, tenant, outcome, idempotency_key, record, hash FROM audit ORDER BY seq",
-    )?;
-    let mut rows = st.query([])?;
-    let mut checked = 0u64;
-    let mut head: Option<(u64, String)> = None;
-    while let Some(row) = rows.next()? {
-        let seq: i64 = row.get(0)?;
-        let text: String = row.get(4)?;
-        let broken = |why: &str| super::ChainBreak {
-            seq: seq as u64,
-            why: why.into(),
-        };
-        let rec: AuditRecord = match serde_json::from_str(&text) {
-            Ok(r) => r,
-            Err(e) => {
-                return Ok(VerifyReport {
-                    checked,
-                    head,
-                    broken: Some(broken(&format!("record is not valid JSON ({e})"))),
-                });
-            }
-        };
-        let outcome = serde_json::to_value(rec.outcome)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from));
-        if rec.seq != seq as u64
-            || row.get::<_, Option<String>>(1)? != rec.tenant
-            || row.get::<_, Option<String>>(2)? != outcome
-            || row.get::<_, Option<String>>(3)? != rec.idempotency_key
-            || row.get::<_, String>(5)? != rec.hash
-        {
-            return Ok(VerifyReport {
-                checked,
-                head,
-                broken: Some(broken("indexed columns disagree with the sealed record")),
-            });
-        }
-        // Without a pruned prefix the chain starts at genesis; after pruning, the first kept
-        // record's prev_hash is the anchor (checked against `toolgate audit anchor` output).
-        let anchor = match &head {
-            Some((s, h)) => Some((*s, h.as_str())),
-            None if rec.seq == 1 => Some((0, GENESIS_HASH)),
-            None => None,
-        };
-        match verify_chain(std::iter::once(rec), anchor) {
-            Ok(h) => head = h,
-            Err(b) => {
-                return Ok(VerifyReport {
-                    checked,
-                    head,
-                    broken: Some(b),
-                });
-            }
-        }
-        checked += 1;
-    }
-    Ok(VerifyReport {
-        checked,
-        head,
-        broken: None,
-    })
-}
-
+mod verify;
 mod writer;
+
+pub use verify::verify_conn;
 
 #[cfg(test)]
 mod tests;

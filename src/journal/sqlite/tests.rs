@@ -305,3 +305,5 @@ async fn the_checkpointer_folds_the_wal_into_the_database_file() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+mod retention;

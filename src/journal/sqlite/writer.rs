@@ -10,8 +10,10 @@ use crate::call::FailureClass;
 use crate::clock::{Millis, rfc3339};
 use crate::journal::record::{AuditRecord, GENESIS_HASH, Outcome, RecordKind};
 use crate::journal::{
-    Claim, HardStop, Intent, JournalError, KeyRecord, KeyState, Resolution, Settle,
+    Claim, HardStop, Intent, JournalError, KeyRecord, KeyState, Pruned, Resolution, Settle,
 };
+
+mod retention;
 
 /// Ops applied per transaction at most (bounds commit latency under a flood).
 const MAX_BATCH: usize = 1024;
@@ -40,6 +42,12 @@ pub(super) enum Op {
         oneshot::Sender<Result<Option<KeyRecord>, JournalError>>,
     ),
     PruneKeys(Millis, oneshot::Sender<Result<u64, JournalError>>),
+    PruneAudit {
+        before_ms: Millis,
+        now_ms: Millis,
+        max_rows: u64,
+        reply: oneshot::Sender<Result<Pruned, JournalError>>,
+    },
     Events(
         Vec<StoredEvent>,
         oneshot::Sender<Result<Vec<Option<u64>>, JournalError>>,
@@ -302,6 +310,12 @@ impl Writer {
             } => finish!(self.clear(&id, &by, &reason, *audit), Some(reply)),
             Op::Resolve(r, reply) => finish!(self.resolve(*r), Some(reply)),
             Op::PruneKeys(before, reply) => finish!(self.prune_keys(before), Some(reply)),
+            Op::PruneAudit {
+                before_ms,
+                now_ms,
+                max_rows,
+                reply,
+            } => finish!(self.prune_audit(before_ms, now_ms, max_rows), Some(reply)),
             Op::Events(events, reply) => finish!(self.events(events), Some(reply)),
             Op::Put(key, value) => finish!(
                 self.put(&key, &value),
@@ -513,6 +527,7 @@ fn fail(op: Op, e: JournalError) {
         Op::Clear { reply, .. } => drop(reply.send(Err(e))),
         Op::Resolve(_, r) => drop(r.send(Err(e))),
         Op::PruneKeys(_, r) => drop(r.send(Err(e))),
+        Op::PruneAudit { reply, .. } => drop(reply.send(Err(e))),
         Op::Events(_, r) => drop(r.send(Err(e))),
         Op::Put(..) => tracing::error!(error = %e, "a journal state write failed"),
         Op::Flag(_, r) => drop(r.send(Err(e))),

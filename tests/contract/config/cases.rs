@@ -8,6 +8,11 @@ pub(super) fn config_rejected_by_both() -> Vec<(&'static str, String)> {
         ("missing version", BASE.replace("version: 1\n", "")),
         ("version 2", vary("version: 1", "version: 2")),
         ("unknown top-level key", format!("{BASE}telemetry: {{}}\n")),
+        (
+            "retention that is no duration",
+            format!("{BASE}retention: forever\n"),
+        ),
+        ("zero retention", format!("{BASE}retention: 0d\n")),
         ("unknown upstream key", format!("{BASE}    timeuot: 5s\n")),
         (
             "unknown tenant key",
@@ -252,6 +257,7 @@ pub(super) fn config_accepted_by_both() -> Vec<(&'static str, String)> {
     vec![
         ("only the version", "version: 1\n".to_string()),
         ("base", BASE.to_string()),
+        ("retention", format!("{BASE}retention: 400d\n")),
         (
             "token_sha256 in upper case",
             vary("token_env: TOK_ACME", &format!("token_sha256: {sha}")),
