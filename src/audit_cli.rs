@@ -197,11 +197,24 @@ fn verify_file(path: &Path, anchor: Option<(u64, String)>) -> ExitCode {
     }
 }
 
+/// `PRAGMA mmap_size` for `verify --data` (SQLite lowers it to its own maximum).
+const VERIFY_MMAP_BYTES: i64 = 1 << 40;
+
 fn verify_data(dir: &Path, anchor: Option<(u64, String)>) -> ExitCode {
     let conn = match export::open_read_only(dir) {
         Ok(c) => c,
         Err(e) => return usage(format!("cannot open the journal in {}: {e}", dir.display())),
     };
+    // Verification reads every page once: a memory map spares SQLite the page copies out of
+    // the page cache (a third of the time otherwise). The mapped pages are the file's page
+    // cache, counted in RSS but not in anonymous (heap) memory. SQLite caps the size at its
+    // compile-time maximum (2 GiB); pages beyond it, and those in the WAL, are read as
+    // before. Verify only: export is not faster with it.
+    match conn.pragma_update_and_check(None, "mmap_size", VERIFY_MMAP_BYTES, |r| r.get::<_, i64>(0))
+    {
+        Ok(n) => tracing::debug!(mmap_bytes = n, "verify --data: memory-mapped reads"),
+        Err(e) => tracing::debug!("verify --data: mmap_size not set: {e}"),
+    }
     let report = match crate::journal::sqlite::verify_conn(&conn) {
         Ok(r) => r,
         Err(e) => {

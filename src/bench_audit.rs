@@ -62,16 +62,22 @@ async fn build(dir: &Path, n: u64, now: Millis) -> Result<f64, String> {
     Ok(t.elapsed().as_secs_f64())
 }
 
-/// Peak resident memory (`VmHWM`) of process `pid` in KiB, if it is still there.
-fn hwm_kib(pid: u32) -> Option<u64> {
+/// Peak resident memory (`VmHWM`) and current anonymous resident memory (`RssAnon`: heap and
+/// stacks, without file-backed pages such as a memory-mapped database) of process `pid` in
+/// KiB, if it is still there.
+fn mem_kib(pid: u32) -> Option<(u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+    };
+    Some((field("VmHWM:")?, field("RssAnon:").unwrap_or(0)))
 }
 
-/// Runs `toolgate ARGS` (this binary) to completion: (seconds, peak RSS MiB, stdout).
-fn timed(args: &[&str]) -> Result<(f64, f64, String), String> {
+/// Runs `toolgate ARGS` (this binary) to completion: (seconds, peak RSS MiB, peak anonymous
+/// RSS MiB, stdout).
+fn timed(args: &[&str]) -> Result<(f64, f64, f64, String), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let t = Instant::now();
     let mut child = Command::new(exe)
@@ -81,12 +87,14 @@ fn timed(args: &[&str]) -> Result<(f64, f64, String), String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| e.to_string())?;
-    // VmHWM only grows; the last reading before the child exits is its peak (sampled
-    // every 2 ms, so a spike in the final 2 ms could be missed).
-    let mut peak = 0u64;
+    // VmHWM only grows; the last reading before the child exits is its peak. RssAnon is
+    // the current value, its peak the largest sample (every 2 ms, so a spike in the final
+    // 2 ms could be missed).
+    let (mut peak, mut anon) = (0u64, 0u64);
     let status = loop {
-        if let Some(k) = hwm_kib(child.id()) {
+        if let Some((k, a)) = mem_kib(child.id()) {
             peak = peak.max(k);
+            anon = anon.max(a);
         }
         if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
             break st;
@@ -104,7 +112,7 @@ fn timed(args: &[&str]) -> Result<(f64, f64, String), String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    Ok((secs, peak as f64 / 1024.0, stdout))
+    Ok((secs, peak as f64 / 1024.0, anon as f64 / 1024.0, stdout))
 }
 
 fn round(v: f64, digits: i32) -> f64 {
@@ -125,12 +133,13 @@ fn measure(
     runs: usize,
     file: Option<&Path>,
 ) -> Result<Value, String> {
-    let (mut secs, mut rss) = (Vec::new(), Vec::new());
+    let (mut secs, mut rss, mut anon) = (Vec::new(), Vec::new(), Vec::new());
     let mut stdout = String::new();
     for _ in 0..runs.max(1) {
-        let (s, r, o) = timed(args)?;
+        let (s, r, a, o) = timed(args)?;
         secs.push(s);
         rss.push(r);
+        anon.push(a);
         stdout = o;
     }
     let best = secs.iter().copied().fold(f64::INFINITY, f64::min);
@@ -144,6 +153,7 @@ fn measure(
         "records_per_s_best": (n as f64 / best).round() as u64,
         "records_per_s_median": (n as f64 / med).round() as u64,
         "peak_rss_mib_max": round(rss.iter().copied().fold(0.0, f64::max), 1),
+        "peak_anon_mib_max": round(anon.iter().copied().fold(0.0, f64::max), 1),
         "file_mib": file.and_then(|f| std::fs::metadata(f).ok()).map(|m| round(m.len() as f64 / 1048576.0, 1)),
         "output": stdout.trim(),
     });
@@ -258,18 +268,23 @@ async fn bench(
 /// The report as a Markdown table.
 pub fn format_table(r: &Value) -> String {
     let mut out = format!(
-        "journal: {} audit records, {} MiB (build {} s)\n\n| what | best s | median s | records/s (best) | records/s (median) | peak RSS MiB | file MiB |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        "journal: {} audit records, {} MiB (build {} s)\n\n| what | best s | median s | records/s (best) | records/s (median) | peak RSS MiB | peak anon MiB | file MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
         r["records"], r["db_mib"], r["build_s"]
     );
     for row in r["results"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             row["what"].as_str().unwrap_or_default(),
             row["best_s"],
             row["median_s"],
             row["records_per_s_best"],
             row["records_per_s_median"],
             row["peak_rss_mib_max"],
+            if row["peak_anon_mib_max"].is_null() {
+                "-".to_string()
+            } else {
+                row["peak_anon_mib_max"].to_string()
+            },
             if row["file_mib"].is_null() {
                 "-".to_string()
             } else {

@@ -230,6 +230,47 @@ async fn tampering_in_the_database_is_found_at_its_seq() {
 }
 
 #[tokio::test]
+async fn verification_in_batches_reports_as_row_by_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = SqliteJournal::open(dir.path(), 0).unwrap();
+    for i in 0..10 {
+        j.append(record("a", &format!("t{i}"))).await.unwrap();
+    }
+    let raw = Connection::open(j.path()).unwrap();
+    // Every batch size gives the row-by-row answer (batch size 1), break or error alike.
+    let check = |want_seq: Option<u64>| {
+        let one = format!("{:?}", verify::verify_batched(&raw, 1));
+        for n in [2, 3, 4, 7, 10, 1024] {
+            assert_eq!(
+                format!("{:?}", verify::verify_batched(&raw, n)),
+                one,
+                "batch {n}"
+            );
+        }
+        let v = verify::verify_batched(&raw, 3);
+        match want_seq {
+            Some(s) => assert_eq!(v.unwrap().broken.unwrap().seq, s),
+            None => assert!(v.is_err(), "{v:?}"),
+        }
+    };
+    let ok = verify::verify_batched(&raw, 3).unwrap();
+    assert_eq!((ok.checked, ok.broken, ok.head.unwrap().0), (10, None, 10));
+    // A record that is not text: an error, once the rows before it are checked.
+    raw.execute("UPDATE audit SET record = X'00ff' WHERE seq = 7", [])
+        .unwrap();
+    check(None);
+    raw.execute("UPDATE audit SET tenant = 'b' WHERE seq = 4", [])
+        .unwrap();
+    check(Some(4));
+    raw.execute("UPDATE audit SET tenant = 'a' WHERE seq = 4", [])
+        .unwrap();
+    raw.execute("DELETE FROM audit WHERE seq = 7", []).unwrap();
+    check(Some(8));
+    raw.execute("DELETE FROM audit WHERE seq = 1", []).unwrap();
+    check(Some(2));
+}
+
+#[tokio::test]
 async fn pruning_keeps_recent_and_unsettled_keys() {
     let dir = tempfile::tempdir().unwrap();
     let (j, _) = SqliteJournal::open(dir.path(), 0).unwrap();

@@ -1,6 +1,8 @@
 //! Verification of the stored audit chain: every record's hash and link, the indexed columns
 //! against the sealed record, and where the chain starts (genesis, or a recorded retention cut).
 
+use std::sync::mpsc::{channel, sync_channel};
+
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::journal::record::{AuditRecord, GENESIS_HASH, PRUNE_TOOL, Scanned, scan};
@@ -44,9 +46,80 @@ pub fn expected_start(
     }
 }
 
-/// Column `i` as text, `None` for NULL or anything unreadable (the slow path reports it).
-fn text_col<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Option<&'r str> {
-    text(row, i).ok().flatten()
+/// Rows per batch handed from the SQLite reader to the checking thread.
+const BATCH_ROWS: usize = 1024;
+/// Batches in flight between the two threads (memory stays bounded: a batch is ~1 MiB).
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// A text column as read from SQLite: NULL, text (a range of the batch's `text`), or not
+/// readable as text (the error that reading it in place would have given).
+enum Col {
+    Null,
+    Text(usize, usize),
+    Bad(JournalError),
+}
+
+/// One row: `seq` and the text columns `tenant, outcome, idempotency_key, record, hash`
+/// (query columns 1 to 5).
+struct RowData {
+    seq: i64,
+    cols: [Col; 5],
+}
+
+/// Owned copies of consecutive rows; `end` is an error that stopped the reader after them.
+#[derive(Default)]
+struct Batch {
+    text: String,
+    rows: Vec<RowData>,
+    end: Option<JournalError>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.rows.clear();
+        self.end = None;
+    }
+
+    /// Copies `row` in; an error is one the in-place reading would have returned at once.
+    fn push(&mut self, row: &rusqlite::Row<'_>) -> Result<(), JournalError> {
+        let seq: i64 = row.get(0)?;
+        let mut col = |i: usize| match row.get_ref(i).map(|v| v.as_str_or_null()) {
+            Ok(Ok(None)) => Col::Null,
+            Ok(Ok(Some(t))) => {
+                let a = self.text.len();
+                self.text.push_str(t);
+                Col::Text(a, self.text.len())
+            }
+            Ok(Err(e)) => Col::Bad(JournalError::Corrupt(format!("audit column {i}: {e}"))),
+            Err(e) => Col::Bad(e.into()),
+        };
+        let cols = [col(1), col(2), col(3), col(4), col(5)];
+        self.rows.push(RowData { seq, cols });
+        Ok(())
+    }
+}
+
+/// A row of a [`Batch`], read the way the query's row would be.
+struct RowView<'a> {
+    text: &'a str,
+    row: &'a RowData,
+}
+
+impl<'a> RowView<'a> {
+    /// Column `i` (1 to 5) as text without copying it (`None` for NULL).
+    fn text(&self, i: usize) -> Result<Option<&'a str>, JournalError> {
+        match &self.row.cols[i - 1] {
+            Col::Null => Ok(None),
+            Col::Text(a, b) => Ok(Some(&self.text[*a..*b])),
+            Col::Bad(e) => Err(e.clone()),
+        }
+    }
+
+    /// Column `i` as text, `None` for NULL or anything unreadable (the slow path reports it).
+    fn text_col(&self, i: usize) -> Option<&'a str> {
+        self.text(i).ok().flatten()
+    }
 }
 
 /// Whether a column agrees with the record's raw JSON token (a string or `null`).
@@ -57,7 +130,7 @@ fn same(col: Option<&str>, token: &str) -> bool {
 /// The thorough reading of a row: the record parsed, its indexed columns compared, its seal
 /// checked; `Err` says why it is broken.
 fn slow(
-    row: &rusqlite::Row<'_>,
+    row: &RowView<'_>,
     seq: i64,
     text_: &str,
     buf: &mut Vec<u8>,
@@ -67,10 +140,10 @@ fn slow(
         Err(e) => return Ok(Err(format!("record is not valid JSON ({e})"))),
     };
     if rec.seq != seq as u64
-        || text(row, 1)? != rec.tenant.as_deref()
-        || text(row, 2)? != Some(rec.outcome.as_str())
-        || text(row, 3)? != rec.idempotency_key.as_deref()
-        || text(row, 5)? != Some(rec.hash.as_str())
+        || row.text(1)? != rec.tenant.as_deref()
+        || row.text(2)? != Some(rec.outcome.as_str())
+        || row.text(3)? != rec.idempotency_key.as_deref()
+        || row.text(5)? != Some(rec.hash.as_str())
     {
         return Ok(Err("indexed columns disagree with the sealed record".into()));
     }
@@ -82,18 +155,23 @@ fn slow(
     Ok(Ok(rec))
 }
 
-/// Column `i` as text without copying it (`None` for NULL).
-fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<Option<&'r str>, JournalError> {
-    row.get_ref(i)?
-        .as_str_or_null()
-        .map_err(|e| JournalError::Corrupt(format!("audit column {i}: {e}")))
-}
-
 /// Checks every stored record: its hash, its link to the previous one, that the indexed
 /// columns agree with the sealed record, and that the first record is where the chain must
 /// start ([`expected_start`]): deleting the oldest records without a sealed retention record
 /// is a break, and so is a retention record that names another start.
+///
+/// Two threads: this one steps the SQLite query and copies rows into batches, a second one
+/// scans, hashes and links them in order (see [`Checker`]), so page reads and SHA-256
+/// overlap. The channel between them is bounded and batches are recycled, so memory stays
+/// flat; the result is the same as checking row by row.
 pub fn verify_conn(conn: &Connection) -> Result<VerifyReport, JournalError> {
+    verify_batched(conn, BATCH_ROWS)
+}
+
+pub(super) fn verify_batched(
+    conn: &Connection,
+    batch_rows: usize,
+) -> Result<VerifyReport, JournalError> {
     // One read transaction: the expected start and the rows are the same snapshot.
     let tx = conn.unchecked_transaction()?;
     let start = match expected_start(&tx)? {
@@ -110,43 +188,138 @@ pub fn verify_conn(conn: &Connection) -> Result<VerifyReport, JournalError> {
         "SELECT seq, tenant, outcome, idempotency_key, record, hash FROM audit ORDER BY seq",
     )?;
     let mut rows = st.query([])?;
-    let mut checked = 0u64;
-    let mut head: Option<(u64, String)> = None;
-    let mut buf = Vec::with_capacity(1024);
-    let mut prev_buf: Option<String> = None;
-    let report = |checked, head, seq: i64, why: String| VerifyReport {
-        checked,
-        head,
-        broken: Some(ChainBreak {
-            seq: seq as u64,
-            why,
-        }),
-    };
-    while let Some(row) = rows.next()? {
-        let seq: i64 = row.get(0)?;
-        let text = text(row, 4)?.unwrap_or_default();
+    let (full_tx, full_rx) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+    let (free_tx, free_rx) = channel::<Batch>();
+    std::thread::scope(|s| {
+        let checker = s.spawn(move || {
+            let mut c = Checker::new(start);
+            for mut batch in full_rx {
+                if let Some(done) = c.batch(&mut batch) {
+                    return done;
+                }
+                batch.clear();
+                let _ = free_tx.send(batch);
+            }
+            Ok(c.report())
+        });
+        // The reader: stops when the rows end, on an error (passed on in order, after the
+        // rows before it), or when the checker has stopped (a break).
+        'read: loop {
+            let mut batch = free_rx.try_recv().unwrap_or_default();
+            let mut last = false;
+            while batch.rows.len() < batch_rows {
+                match rows.next() {
+                    Ok(Some(row)) => {
+                        if let Err(e) = batch.push(row) {
+                            batch.end = Some(e);
+                            last = true;
+                            break;
+                        }
+                    }
+                    Ok(None) => {
+                        last = true;
+                        break;
+                    }
+                    Err(e) => {
+                        batch.end = Some(e.into());
+                        last = true;
+                        break;
+                    }
+                }
+            }
+            if full_tx.send(batch).is_err() || last {
+                break 'read;
+            }
+        }
+        drop(full_tx);
+        match checker.join() {
+            Ok(r) => r,
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    })
+}
+
+/// The checking side of [`verify_conn`]: each row's seal and indexed columns, then its link
+/// to the one before (or to the expected start).
+struct Checker {
+    start: (u64, String),
+    checked: u64,
+    head: Option<(u64, String)>,
+    buf: Vec<u8>,
+    prev_buf: Option<String>,
+}
+
+impl Checker {
+    fn new(start: (u64, String)) -> Self {
+        Checker {
+            start,
+            checked: 0,
+            head: None,
+            buf: Vec::with_capacity(1024),
+            prev_buf: None,
+        }
+    }
+
+    fn report(&mut self) -> VerifyReport {
+        VerifyReport {
+            checked: self.checked,
+            head: self.head.take(),
+            broken: None,
+        }
+    }
+
+    /// Checks a batch's rows in order; `Some` is the end of verification (a break or an
+    /// error), `None` asks for the next batch.
+    fn batch(&mut self, batch: &mut Batch) -> Option<Result<VerifyReport, JournalError>> {
+        for data in &batch.rows {
+            let row = RowView {
+                text: &batch.text,
+                row: data,
+            };
+            match self.row(&row) {
+                Ok(None) => {}
+                Ok(Some(why)) => {
+                    return Some(Ok(VerifyReport {
+                        checked: self.checked,
+                        head: self.head.take(),
+                        broken: Some(ChainBreak {
+                            seq: data.seq as u64,
+                            why,
+                        }),
+                    }));
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        batch.end.take().map(Err)
+    }
+
+    /// Checks one row; `Some` says why it breaks the chain.
+    fn row(&mut self, row: &RowView<'_>) -> Result<Option<String>, JournalError> {
+        let seq = row.row.seq;
+        let text = row.text(4)?.unwrap_or_default();
         // Fast path: the stored serialisation read in place, sealed, columns agreeing.
-        let fast = scan(text, 1, &mut buf).filter(|s| {
+        let fast = scan(text, 1, &mut self.buf).filter(|s| {
             s.sealed
                 && s.seq == seq as u64
-                && same(text_col(row, 1), s.tenant)
-                && same(text_col(row, 2), s.outcome)
-                && same(text_col(row, 3), s.idempotency_key)
-                && text_col(row, 5) == Some(s.hash)
+                && same(row.text_col(1), s.tenant)
+                && same(row.text_col(2), s.outcome)
+                && same(row.text_col(3), s.idempotency_key)
+                && row.text_col(5) == Some(s.hash)
         });
         let (rec_seq, prev_hash, hash) = match fast {
             Some(s) => (s.seq, s.prev_hash, s.hash.to_string()),
-            None => match slow(row, seq, text, &mut buf)? {
-                Ok(r) => (r.seq, prev_buf.insert(r.prev_hash).as_str(), r.hash),
-                Err(why) => return Ok(report(checked, head, seq, why)),
+            None => match slow(row, seq, text, &mut self.buf)? {
+                Ok(r) => (r.seq, self.prev_buf.insert(r.prev_hash).as_str(), r.hash),
+                Err(why) => return Ok(Some(why)),
             },
         };
-        let (want_seq, want_prev): (u64, &str) = match &head {
+        let (want_seq, want_prev): (u64, &str) = match &self.head {
             Some((s, h)) => (s + 1, h.as_str()),
-            None => (start.0, start.1.as_str()),
+            None => (self.start.0, self.start.1.as_str()),
         };
         if rec_seq != want_seq {
-            let why = if head.is_some() {
+            let why = if self.head.is_some() {
                 format!("expected seq {want_seq} (a record is missing or out of order)")
             } else if want_seq == 1 {
                 format!(
@@ -159,10 +332,10 @@ pub fn verify_conn(conn: &Connection) -> Result<VerifyReport, JournalError> {
                      it starts at {rec_seq} (records are missing)"
                 )
             };
-            return Ok(report(checked, head, seq, why));
+            return Ok(Some(why));
         }
         if prev_hash != want_prev {
-            let why = if head.is_some() {
+            let why = if self.head.is_some() {
                 "prev_hash does not match the previous record's hash".to_string()
             } else if want_seq == 1 {
                 "the first record does not link to the genesis hash".to_string()
@@ -173,14 +346,10 @@ pub fn verify_conn(conn: &Connection) -> Result<VerifyReport, JournalError> {
                     want_seq - 1
                 )
             };
-            return Ok(report(checked, head, seq, why));
+            return Ok(Some(why));
         }
-        head = Some((rec_seq, hash));
-        checked += 1;
+        self.head = Some((rec_seq, hash));
+        self.checked += 1;
+        Ok(None)
     }
-    Ok(VerifyReport {
-        checked,
-        head,
-        broken: None,
-    })
 }
