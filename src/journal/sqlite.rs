@@ -56,6 +56,13 @@ const MIGRATIONS: &[&str] = &[
 /// How often the checkpointer folds the WAL back into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// WAL frames (pages) past which the writer finishes a checkpoint itself, so the WAL starts
+/// over (32 MiB of 4 KiB pages; small in tests so they can see it).
+#[cfg(not(test))]
+const WAL_CAP_FRAMES: i64 = 8192;
+#[cfg(test)]
+const WAL_CAP_FRAMES: i64 = 64;
+
 /// The local SQLite journal.
 pub struct SqliteJournal {
     path: PathBuf,
@@ -69,7 +76,12 @@ pub struct SqliteJournal {
 
 /// Copies committed WAL frames into the database file every [`CHECKPOINT_EVERY`], in PASSIVE
 /// mode (never waits for, nor blocks, the writer or readers), until the journal is dropped.
-fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>) {
+/// When the WAL holds more than [`WAL_CAP_FRAMES`] it asks the writer to finish the job.
+fn checkpoint_loop(
+    conn: &Connection,
+    stop: &std::sync::mpsc::Receiver<()>,
+    wal_full: &std::sync::atomic::AtomicBool,
+) {
     use std::sync::mpsc::RecvTimeoutError;
     loop {
         let last = matches!(
@@ -83,8 +95,14 @@ fn checkpoint_loop(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>) {
                 r.get::<_, i64>(2)?,
             ))
         });
-        if let Err(e) = done {
-            tracing::warn!(error = %e, "journal checkpoint failed; the WAL keeps growing until one succeeds");
+        match done {
+            Ok((_, log, _)) if log > WAL_CAP_FRAMES => {
+                wal_full.store(true, std::sync::atomic::Ordering::Relaxed)
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "journal checkpoint failed; the WAL keeps growing until one succeeds")
+            }
         }
         if last {
             return;
@@ -146,6 +164,7 @@ impl SqliteJournal {
         conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         conn.pragma_update(None, "cache_size", -8192)?;
         let mut writer = Writer::new(conn)?;
+        let wal_full = writer.wal_full.clone();
         let recovery = writer.recover(now_ms)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = writer.stats.clone();
@@ -158,7 +177,7 @@ impl SqliteJournal {
         let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("toolgate-ckpt".into())
-            .spawn(move || checkpoint_loop(&checkpointer, &stopped))
+            .spawn(move || checkpoint_loop(&checkpointer, &stopped, &wal_full))
             .map_err(|e| JournalError::Storage(format!("cannot start the checkpointer: {e}")))?;
         Ok((
             Self {

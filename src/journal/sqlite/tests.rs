@@ -348,3 +348,35 @@ async fn the_checkpointer_folds_the_wal_into_the_database_file() {
 }
 
 mod retention;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_starts_over_under_sustained_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = SqliteJournal::open(dir.path(), 0).unwrap();
+    let j = Arc::new(j);
+    let wal = dir.path().join("journal.db-wal");
+    // Writers that never pause: without the writer finishing checkpoints, the checkpointer
+    // never reaches the end of the WAL and the file only grows (to ~26 MiB here).
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let j = j.clone();
+            tokio::spawn(async move {
+                for _ in 0..250 {
+                    j.append(record("a", "t")).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut largest = 0;
+    for t in tasks {
+        while !t.is_finished() {
+            largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        t.await.unwrap();
+    }
+    // Seen: ~3 MiB with the writer finishing checkpoints, ~26 MiB without.
+    let cap = 8 << 20;
+    assert!(largest < cap, "the WAL grew to {largest} bytes (cap {cap})");
+    assert_eq!(j.verify().unwrap().checked, 32 * 250);
+}

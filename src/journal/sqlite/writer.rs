@@ -68,6 +68,8 @@ pub(super) struct Writer {
     /// What the open transaction wrote, published to subscribers once it commits.
     out: Vec<Committed>,
     pub(super) feed: Feed,
+    /// Set by the checkpointer when the WAL outgrew its cap (see `checkpoint_loop`).
+    pub(super) wal_full: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Writer {
@@ -89,6 +91,7 @@ impl Writer {
             stats: Default::default(),
             out: Vec::new(),
             feed: Feed::default(),
+            wal_full: Default::default(),
         })
     }
 
@@ -204,8 +207,36 @@ impl Writer {
                 }
             }
             self.commit_batch(&mut batch);
+            if self
+                .wal_full
+                .swap(false, std::sync::atomic::Ordering::Relaxed)
+            {
+                self.finish_checkpoint();
+            }
         }
         tracing::info!("journal writer stopped");
+    }
+
+    /// Checkpoints from the writer itself, between batches (callers of the last batch are
+    /// already answered). The checkpointer thread copies frames while commits keep appending
+    /// more, so under sustained load it never reaches the end of the WAL, and SQLite only
+    /// starts the WAL over once every frame is in the database file: here nothing appends
+    /// while the last frames are copied, so the next transaction starts the WAL from the top.
+    fn finish_checkpoint(&mut self) {
+        let started = std::time::Instant::now();
+        match self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            }) {
+            Ok((log, done)) => tracing::debug!(
+                frames = log,
+                checkpointed = done,
+                ms = started.elapsed().as_millis() as u64,
+                "journal WAL folded back by the writer"
+            ),
+            Err(e) => tracing::warn!(error = %e, "journal checkpoint by the writer failed"),
+        }
     }
 
     /// Applies a batch in one transaction and acknowledges each op after the commit.
