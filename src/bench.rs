@@ -46,7 +46,7 @@ pub struct BenchArgs {
     pub client: crate::bench_client::ClientKind,
 }
 
-const TOKEN: &str = "bench-token";
+pub(crate) const TOKEN: &str = "bench-token";
 /// Name prefix of the gateway's journal writer thread (its CPU is reported separately).
 pub(crate) const JOURNAL_THREAD: &str = "toolgate-journa";
 
@@ -165,6 +165,34 @@ fn memory_mib(pid: u32, key: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Starts the gateway under test from `cfg` (a child of this binary, bench token in its
+/// environment) and waits until it is ready; returns it with its MCP and admin addresses.
+pub(crate) async fn start_gateway(
+    cfg: &Path,
+    threads: Option<usize>,
+) -> Result<(Reaped, SocketAddr, SocketAddr), String> {
+    let (mcp, admin) = (free_port()?, free_port()?);
+    let threads = threads.map(|n| n.to_string());
+    let mut env = vec![("TOOLGATE_BENCH_TOKEN", TOKEN)];
+    if let Some(n) = &threads {
+        env.push(("TOOLGATE_WORKER_THREADS", n));
+    }
+    let gateway = spawn(
+        &[
+            "serve",
+            "--config",
+            cfg.to_str().unwrap_or_default(),
+            "--mcp-addr",
+            &mcp.to_string(),
+            "--admin-addr",
+            &admin.to_string(),
+        ],
+        &env,
+    )?;
+    wait_ready(admin).await?;
+    Ok((gateway, mcp, admin))
+}
+
 pub(crate) async fn wait_ready(admin: SocketAddr) -> Result<(), String> {
     let http = reqwest::Client::new();
     for _ in 0..300 {
@@ -252,26 +280,8 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     let up_addr = free_port()?;
     let upstream = spawn(&["demo-upstream", "--http", &up_addr.to_string()], &[])?;
     let up_url = format!("http://{up_addr}/mcp");
-    let (mcp, admin) = (free_port()?, free_port()?);
     let cfg_path = write_config(&dir, &up_url)?;
-    let threads = args.gateway_threads.map(|n| n.to_string());
-    let mut gw_env = vec![("TOOLGATE_BENCH_TOKEN", TOKEN)];
-    if let Some(n) = &threads {
-        gw_env.push(("TOOLGATE_WORKER_THREADS", n));
-    }
-    let gateway = spawn(
-        &[
-            "serve",
-            "--config",
-            cfg_path.to_str().unwrap_or_default(),
-            "--mcp-addr",
-            &mcp.to_string(),
-            "--admin-addr",
-            &admin.to_string(),
-        ],
-        &gw_env,
-    )?;
-    wait_ready(admin).await?;
+    let (gateway, mcp, _admin) = start_gateway(&cfg_path, args.gateway_threads).await?;
     let gw_pid = gateway.0.id();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = memory_mib(gw_pid, "VmRSS:");

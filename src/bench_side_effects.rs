@@ -40,11 +40,12 @@ pub struct BenchSideEffectsArgs {
     pub client: ClientKind,
 }
 
-const TOKEN: &str = "bench-token";
 const DIRECT_TOOL: &str = "publish_post";
 const PROXIED_TOOL: &str = "up__publish_post";
 
-use crate::bench::{JOURNAL_THREAD, cpu_seconds, free_port, spawn, thread_cpu_seconds, wait_ready};
+use crate::bench::{
+    JOURNAL_THREAD, TOKEN, cpu_seconds, free_port, spawn, start_gateway, thread_cpu_seconds,
+};
 use crate::bench_client::{ClientKind, Load};
 
 /// Latencies (µs) and elapsed time of one target at one concurrency.
@@ -159,27 +160,9 @@ async fn measure(args: &BenchSideEffectsArgs, dir: &Path) -> Result<Value, Strin
     let up_addr = free_port()?;
     let upstream = spawn(&["demo-upstream", "--http", &up_addr.to_string()], &[])?;
     let up_url = format!("http://{up_addr}/mcp");
-    let (mcp, admin) = (free_port()?, free_port()?);
     let data = dir.join("data");
     let cfg_path = write_config(dir, &data, &up_url)?;
-    let threads = args.gateway_threads.map(|n| n.to_string());
-    let mut gw_env = vec![("TOOLGATE_BENCH_TOKEN", TOKEN)];
-    if let Some(n) = &threads {
-        gw_env.push(("TOOLGATE_WORKER_THREADS", n));
-    }
-    let gateway = spawn(
-        &[
-            "serve",
-            "--config",
-            cfg_path.to_str().unwrap_or_default(),
-            "--mcp-addr",
-            &mcp.to_string(),
-            "--admin-addr",
-            &admin.to_string(),
-        ],
-        &gw_env,
-    )?;
-    wait_ready(admin).await?;
+    let (gateway, mcp, admin) = start_gateway(&cfg_path, args.gateway_threads).await?;
     let gw_pid = gateway.0.id();
     let gw_url = format!("http://{mcp}/mcp");
     let http = reqwest::Client::new();
