@@ -153,6 +153,17 @@ impl Writer {
         })
     }
 
+    /// Seals and inserts an audit record on the writer's connection (the usual case).
+    fn append_record(&mut self, r: AuditRecord) -> Result<(), JournalError> {
+        Self::insert_audit(
+            &self.conn,
+            &mut self.last_seq,
+            &mut self.last_hash,
+            &mut self.out,
+            r,
+        )
+    }
+
     fn insert_audit(
         conn: &Connection,
         last_seq: &mut u64,
@@ -318,16 +329,7 @@ impl Writer {
         match op {
             Op::Claim(intent, reply) => finish!(self.claim(&intent), Some(reply)),
             Op::Settle(s, reply) => finish!(self.settle(*s), Some(reply)),
-            Op::Append(r, reply) => finish!(
-                Self::insert_audit(
-                    &self.conn,
-                    &mut self.last_seq,
-                    &mut self.last_hash,
-                    &mut self.out,
-                    *r
-                ),
-                reply
-            ),
+            Op::Append(r, reply) => finish!(self.append_record(*r), reply),
             Op::Trip(b, reply) => {
                 let (stop, audit) = *b;
                 finish!(self.trip(stop, audit), Some(reply))
@@ -396,13 +398,7 @@ impl Writer {
              ON CONFLICT(capability) DO UPDATE SET enabled = excluded.enabled, updated_ms = excluded.updated_ms",
             params![capability, enabled, time_ms],
         )?;
-        Self::insert_audit(
-            &self.conn,
-            &mut self.last_seq,
-            &mut self.last_hash,
-            &mut self.out,
-            audit,
-        )
+        self.append_record(audit)
     }
 
     fn claim(&mut self, i: &Intent) -> Result<Claim, JournalError> {
@@ -449,23 +445,11 @@ impl Writer {
                 s.key, s.tenant
             )));
         }
-        Self::insert_audit(
-            &self.conn,
-            &mut self.last_seq,
-            &mut self.last_hash,
-            &mut self.out,
-            s.audit,
-        )
+        self.append_record(s.audit)
     }
 
     fn trip(&mut self, stop: HardStop, audit: AuditRecord) -> Result<(), JournalError> {
-        Self::insert_audit(
-            &self.conn,
-            &mut self.last_seq,
-            &mut self.last_hash,
-            &mut self.out,
-            audit,
-        )?;
+        self.append_record(audit)?;
         let text =
             serde_json::to_string(&stop).map_err(|e| JournalError::Storage(e.to_string()))?;
         self.conn
@@ -501,13 +485,7 @@ impl Writer {
             "UPDATE hard_stop SET cleared_ms = ?2, record = ?3 WHERE id = ?1",
             params![id, now_ms, text],
         )?;
-        Self::insert_audit(
-            &self.conn,
-            &mut self.last_seq,
-            &mut self.last_hash,
-            &mut self.out,
-            audit,
-        )?;
+        self.append_record(audit)?;
         Ok(Some(stop))
     }
 
@@ -534,13 +512,7 @@ impl Writer {
                     "UPDATE idempotency SET state = ?3, result = ?4, audit_id = ?5, updated_ms = ?6 WHERE tenant = ?1 AND key = ?2",
                     params![r.tenant, r.key, state.as_str(), result, r.audit.id, r.now_ms],
                 )?;
-                Self::insert_audit(
-                    &self.conn,
-                    &mut self.last_seq,
-                    &mut self.last_hash,
-                    &mut self.out,
-                    r.audit,
-                )?;
+                self.append_record(r.audit)?;
                 load_key(&self.conn, &r.tenant, &r.key)
             }
             _ => Ok(None),

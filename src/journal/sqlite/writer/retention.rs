@@ -60,13 +60,7 @@ impl Writer {
         );
         let mut rec = AuditRecord::operator(PRUNE_TOOL, now_ms, "toolgate", &reason);
         rec.target = Some(format!("{cut}:{through_hash}"));
-        Self::insert_audit(
-            &self.conn,
-            &mut self.last_seq,
-            &mut self.last_hash,
-            &mut self.out,
-            rec,
-        )?;
+        self.append_record(rec)?;
         Ok(Pruned {
             deleted,
             through: Some((cut as u64, through_hash)),
