@@ -54,14 +54,14 @@ pub(crate) type Client = RunningService<RoleClient, ()>;
 
 /// Latencies (µs) and elapsed time of one target at one concurrency.
 #[derive(Default)]
-struct Series {
-    lat_us: Vec<u32>,
-    busy: Duration,
-    errors: u64,
+pub(crate) struct Series {
+    pub(crate) lat_us: Vec<u32>,
+    pub(crate) busy: Duration,
+    pub(crate) errors: u64,
 }
 
 impl Series {
-    fn pct(&mut self, p: f64) -> u32 {
+    pub(crate) fn pct(&mut self, p: f64) -> u32 {
         if self.lat_us.is_empty() {
             return 0;
         }
@@ -69,8 +69,24 @@ impl Series {
         let i = ((self.lat_us.len() as f64 - 1.0) * p).round() as usize;
         self.lat_us[i]
     }
-    fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         self.lat_us.len() as f64 / self.busy.as_secs_f64().max(1e-9)
+    }
+    /// Calls made, answered or not.
+    pub(crate) fn attempted(&self) -> u64 {
+        self.lat_us.len() as u64 + self.errors
+    }
+}
+
+/// Writes a bench report as pretty JSON to `path` (the benches' `--json FILE`), if given.
+pub(crate) fn write_json(path: Option<&Path>, report: &Value) -> Result<(), String> {
+    match path {
+        Some(path) => std::fs::write(
+            path,
+            serde_json::to_string_pretty(report).unwrap_or_default(),
+        )
+        .map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => Ok(()),
     }
 }
 
@@ -232,26 +248,38 @@ pub(crate) async fn connect(url: &str, token: Option<&str>) -> Result<Client, St
 }
 
 /// Runs `conc` workers for `phase`, each calling `tool` back to back.
-async fn phase(
-    load: &crate::bench_client::Load,
+async fn phase(load: &Load, conc: usize, tool: &'static str, phase: Duration, into: &mut Series) {
+    run_phase(load, conc, phase, into, move |w, n| {
+        let args = json!({"post_id": format!("bench-{w}-{n}")});
+        CallToolRequestParams::new(tool)
+            .with_arguments(args.as_object().cloned().unwrap_or_default())
+    })
+    .await
+}
+
+/// Runs `conc` workers for `phase`, each calling back to back with the request
+/// `request(worker, n)` builds (`n` counts that worker's calls); records into `into`.
+pub(crate) async fn run_phase<F>(
+    load: &Load,
     conc: usize,
-    tool: &'static str,
     phase: Duration,
     into: &mut Series,
-) {
+    request: F,
+) where
+    F: Fn(usize, u64) -> CallToolRequestParams + Clone + Send + 'static,
+{
     let started = Instant::now();
     let deadline = started + phase;
     let workers: Vec<_> = (0..conc)
         .map(|w| {
             let caller = load.caller(w);
+            let request = request.clone();
             tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(4096);
                 let mut errors = 0u64;
                 let mut n = 0u64;
                 while Instant::now() < deadline {
-                    let args = json!({"post_id": format!("bench-{w}-{n}")});
-                    let p = CallToolRequestParams::new(tool)
-                        .with_arguments(args.as_object().cloned().unwrap_or_default());
+                    let p = request(w, n);
                     let t = Instant::now();
                     if caller.call(p).await {
                         lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32)
@@ -347,13 +375,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         "results": rows,
     });
     print_table(&report);
-    if let Some(path) = args.json {
-        std::fs::write(
-            &path,
-            serde_json::to_string_pretty(&report).unwrap_or_default(),
-        )
-        .map_err(|e| e.to_string())?;
-    }
+    crate::bench::write_json(args.json.as_deref(), &report)?;
     drop((gateway, upstream));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -173,13 +173,7 @@ pub async fn run(args: BenchAuditArgs) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&work);
     let report = result?;
     print!("{}", format_table(&report));
-    if let Some(path) = &args.json {
-        std::fs::write(
-            path,
-            serde_json::to_string_pretty(&report).unwrap_or_default(),
-        )
-        .map_err(|e| e.to_string())?;
-    }
+    crate::bench::write_json(args.json.as_deref(), &report)?;
     Ok(())
 }
 

@@ -328,13 +328,7 @@ pub async fn run(args: BenchBudgetArgs) -> Result<(), String> {
         "journal": journal?,
     });
     print!("{}", format_tables(&report));
-    if let Some(path) = &args.json {
-        std::fs::write(
-            path,
-            serde_json::to_string_pretty(&report).unwrap_or_default(),
-        )
-        .map_err(|e| e.to_string())?;
-    }
+    crate::bench::write_json(args.json.as_deref(), &report)?;
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
@@ -44,34 +44,10 @@ const DIRECT_TOOL: &str = "publish_post";
 const PROXIED_TOOL: &str = "up__publish_post";
 
 use crate::bench::{
-    JOURNAL_THREAD, TOKEN, cpu_seconds, free_port, spawn, start_gateway, thread_cpu_seconds,
+    JOURNAL_THREAD, Series, TOKEN, cpu_seconds, free_port, run_phase, spawn, start_gateway,
+    thread_cpu_seconds,
 };
 use crate::bench_client::{ClientKind, Load};
-
-/// Latencies (µs) and elapsed time of one target at one concurrency.
-#[derive(Default)]
-struct Series {
-    lat_us: Vec<u32>,
-    busy: Duration,
-    errors: u64,
-}
-
-impl Series {
-    fn pct(&mut self, p: f64) -> u32 {
-        if self.lat_us.is_empty() {
-            return 0;
-        }
-        self.lat_us.sort_unstable();
-        let i = ((self.lat_us.len() as f64 - 1.0) * p).round() as usize;
-        self.lat_us[i]
-    }
-    fn rate(&self) -> f64 {
-        self.lat_us.len() as f64 / self.busy.as_secs_f64().max(1e-9)
-    }
-    fn attempted(&self) -> u64 {
-        self.lat_us.len() as u64 + self.errors
-    }
-}
 
 /// The journal's (transactions, writes) counters from the gateway's `/readyz` body.
 async fn journal_stats(http: &reqwest::Client, admin: SocketAddr) -> Result<(u64, u64), String> {
@@ -90,8 +66,8 @@ async fn journal_stats(http: &reqwest::Client, admin: SocketAddr) -> Result<(u64
     }
 }
 
-/// Runs `clients.len()` workers for `phase`, each publishing back to back with a unique text
-/// and (proxied) a unique idempotency key drawn from `seq`.
+/// Runs `conc` workers for `phase`, each publishing back to back with a unique text and
+/// (proxied) a unique idempotency key drawn from `seq`.
 async fn phase(
     load: &Load,
     conc: usize,
@@ -100,42 +76,19 @@ async fn phase(
     seq: &Arc<AtomicU64>,
     into: &mut Series,
 ) {
-    let started = Instant::now();
-    let deadline = started + phase;
-    let workers: Vec<_> = (0..conc)
-        .map(|i| {
-            let caller = load.caller(i);
-            let seq = seq.clone();
-            tokio::spawn(async move {
-                let mut lat = Vec::with_capacity(4096);
-                let mut errors = 0u64;
-                while Instant::now() < deadline {
-                    let n = seq.fetch_add(1, Ordering::Relaxed);
-                    let args = json!({"account_id": "bench-1", "text": format!("bench post {n}")});
-                    let mut p = CallToolRequestParams::new(tool)
-                        .with_arguments(args.as_object().cloned().unwrap_or_default());
-                    if tool == PROXIED_TOOL {
-                        let meta = json!({"idempotency_key": format!("bench-{n}")});
-                        p.meta = serde_json::from_value(meta).ok();
-                    }
-                    let t = Instant::now();
-                    if caller.call(p).await {
-                        lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32)
-                    } else {
-                        errors += 1
-                    }
-                }
-                (lat, errors)
-            })
-        })
-        .collect();
-    for w in workers {
-        if let Ok((lat, errors)) = w.await {
-            into.lat_us.extend(lat);
-            into.errors += errors;
+    let seq = seq.clone();
+    run_phase(load, conc, phase, into, move |_, _| {
+        let n = seq.fetch_add(1, Ordering::Relaxed);
+        let args = json!({"account_id": "bench-1", "text": format!("bench post {n}")});
+        let mut p = CallToolRequestParams::new(tool)
+            .with_arguments(args.as_object().cloned().unwrap_or_default());
+        if tool == PROXIED_TOOL {
+            let meta = json!({"idempotency_key": format!("bench-{n}")});
+            p.meta = serde_json::from_value(meta).ok();
         }
-    }
-    into.busy += started.elapsed();
+        p
+    })
+    .await
 }
 
 /// Runs the benchmark and prints a Markdown table (and JSON with `--json`).
@@ -146,13 +99,7 @@ pub async fn run(args: BenchSideEffectsArgs) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&dir);
     let report = result?;
     print!("{}", format_table(&report));
-    if let Some(path) = &args.json {
-        std::fs::write(
-            path,
-            serde_json::to_string_pretty(&report).unwrap_or_default(),
-        )
-        .map_err(|e| e.to_string())?;
-    }
+    crate::bench::write_json(args.json.as_deref(), &report)?;
     Ok(())
 }
 
