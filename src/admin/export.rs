@@ -103,6 +103,15 @@ pub(super) async fn export(state: &AdminState, who: &Who, query: &str) -> Respon
         },
         Who::Nobody => return super::unauthorized("an admin or tenant token"),
     }
+    // The export reads the journal file: first commit the records still queued, so it holds
+    // every call answered before the request.
+    if let Err(e) = state.journal.flush().await {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "journal_unavailable",
+            &format!("cannot commit the queued audit records: {e}"),
+        );
+    }
     let dir = state.cfg.data_dir.clone();
     let conn = match tokio::task::spawn_blocking(move || export::open_read_only(&dir)).await {
         Ok(Ok(c)) => c,

@@ -91,6 +91,10 @@ pub(super) async fn bundle(state: &AdminState, who: &Who, id: &str, query: &str)
         Ok(q) => q,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, "invalid_query", &e),
     };
+    // The bundle reads the journal file: first commit the records still queued.
+    if let Err(e) = state.journal.flush().await {
+        return journal_error(e);
+    }
     let stops = match state.journal.hard_stops(true) {
         Ok(s) => s,
         Err(e) => return journal_error(e),

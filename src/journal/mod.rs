@@ -326,8 +326,13 @@ pub trait Store: Send + Sync {
     fn settle(&self, settle: Settle) -> Ack<()>;
     /// Appends an audit record; durable when the ack resolves.
     fn append(&self, audit: AuditRecord) -> Ack<()>;
-    /// Appends an audit record with the next group commit, without waiting for it.
+    /// Appends an audit record without waiting for it: it is committed within a few
+    /// milliseconds, with other such records and without its own fsync (a process crash does
+    /// not lose it once committed; the next durable commit or checkpoint makes it durable).
     fn append_later(&self, audit: AuditRecord);
+    /// Resolves once every write queued before it is committed, `append_later` and `put`
+    /// included: what a reader sees afterwards includes them (exports call it first).
+    fn flush(&self) -> Ack<()>;
     /// Records a hard stop and the audit record of what tripped it.
     fn trip(&self, stop: HardStop, audit: AuditRecord) -> Ack<()>;
     /// Clears an active hard stop (with the operator's audit record). `None` if no active

@@ -347,6 +347,7 @@ async fn the_checkpointer_folds_the_wal_into_the_database_file() {
     }
 }
 
+mod batch;
 mod retention;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,61 +3,20 @@
 use crate::journal::{Committed, Feed, StoredEvent};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
 
 use super::{KEY_COLUMNS, Recovery, WriterStats, key_from_row, load_key, stop_from_json};
 use crate::call::FailureClass;
 use crate::clock::{Millis, rfc3339};
 use crate::journal::record::{AuditRecord, GENESIS_HASH, Outcome, RecordKind};
 use crate::journal::{
-    Claim, HardStop, Intent, JournalError, KeyRecord, KeyState, Pruned, Resolution, Settle,
+    Claim, HardStop, Intent, JournalError, KeyRecord, KeyState, Resolution, Settle,
 };
 
+mod batch;
+mod op;
 mod retention;
 
-/// Ops applied per transaction at most (bounds commit latency under a flood).
-const MAX_BATCH: usize = 1024;
-
-/// One write, with the channel its caller waits on.
-pub(super) enum Op {
-    Claim(Intent, oneshot::Sender<Result<Claim, JournalError>>),
-    Settle(Box<Settle>, oneshot::Sender<Result<(), JournalError>>),
-    Append(
-        Box<AuditRecord>,
-        Option<oneshot::Sender<Result<(), JournalError>>>,
-    ),
-    Trip(
-        Box<(HardStop, AuditRecord)>,
-        oneshot::Sender<Result<(), JournalError>>,
-    ),
-    Clear {
-        id: String,
-        by: String,
-        reason: String,
-        audit: Box<AuditRecord>,
-        reply: oneshot::Sender<Result<Option<HardStop>, JournalError>>,
-    },
-    Resolve(
-        Box<Resolution>,
-        oneshot::Sender<Result<Option<KeyRecord>, JournalError>>,
-    ),
-    PruneKeys(Millis, oneshot::Sender<Result<u64, JournalError>>),
-    PruneAudit {
-        before_ms: Millis,
-        now_ms: Millis,
-        max_rows: u64,
-        reply: oneshot::Sender<Result<Pruned, JournalError>>,
-    },
-    Events(
-        Vec<StoredEvent>,
-        oneshot::Sender<Result<Vec<Option<u64>>, JournalError>>,
-    ),
-    Put(String, Vec<u8>),
-    Flag(
-        Box<(String, bool, AuditRecord)>,
-        oneshot::Sender<Result<(), JournalError>>,
-    ),
-}
+pub(super) use op::{LazyQueue, Op};
 
 /// The writer thread's state: its connection and the chain head.
 pub(super) struct Writer {
@@ -70,6 +29,8 @@ pub(super) struct Writer {
     pub(super) feed: Feed,
     /// Set by the checkpointer when the WAL outgrew its cap (see `checkpoint_loop`).
     pub(super) wal_full: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Whether commits currently wait for fsync (`synchronous=FULL`).
+    durable: bool,
 }
 
 impl Writer {
@@ -92,6 +53,7 @@ impl Writer {
             out: Vec::new(),
             feed: Feed::default(),
             wal_full: Default::default(),
+            durable: true,
         })
     }
 
@@ -154,13 +116,13 @@ impl Writer {
     }
 
     /// Seals and inserts an audit record on the writer's connection (the usual case).
-    fn append_record(&mut self, r: AuditRecord) -> Result<(), JournalError> {
+    fn append_record(&mut self, r: &AuditRecord) -> Result<(), JournalError> {
         Self::insert_audit(
             &self.conn,
             &mut self.last_seq,
             &mut self.last_hash,
             &mut self.out,
-            r,
+            r.clone(),
         )
     }
 
@@ -207,163 +169,9 @@ impl Writer {
         Ok(())
     }
 
-    pub(super) fn run(mut self, mut rx: mpsc::UnboundedReceiver<Op>) {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        while let Some(first) = rx.blocking_recv() {
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(op) => batch.push(op),
-                    Err(_) => break,
-                }
-            }
-            self.commit_batch(&mut batch);
-            if self
-                .wal_full
-                .swap(false, std::sync::atomic::Ordering::Relaxed)
-            {
-                self.finish_checkpoint();
-            }
-        }
-        tracing::info!("journal writer stopped");
-    }
-
-    /// Checkpoints from the writer itself, between batches (callers of the last batch are
-    /// already answered). The checkpointer thread copies frames while commits keep appending
-    /// more, so under sustained load it never reaches the end of the WAL, and SQLite only
-    /// starts the WAL over once every frame is in the database file: here nothing appends
-    /// while the last frames are copied, so the next transaction starts the WAL from the top.
-    fn finish_checkpoint(&mut self) {
-        let started = std::time::Instant::now();
-        match self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-            }) {
-            Ok((log, done)) => tracing::debug!(
-                frames = log,
-                checkpointed = done,
-                ms = started.elapsed().as_millis() as u64,
-                "journal WAL folded back by the writer"
-            ),
-            Err(e) => tracing::warn!(error = %e, "journal checkpoint by the writer failed"),
-        }
-    }
-
-    /// Applies a batch in one transaction and acknowledges each op after the commit.
-    fn commit_batch(&mut self, batch: &mut Vec<Op>) {
-        let (seq0, hash0) = (self.last_seq, self.last_hash.clone());
-        let mut replies: Vec<Box<dyn FnOnce(Option<JournalError>)>> =
-            Vec::with_capacity(batch.len());
-        let began = self.conn.execute_batch("BEGIN IMMEDIATE");
-        if let Err(e) = began {
-            let err = JournalError::from(e);
-            for op in batch.drain(..) {
-                fail(op, err.clone());
-            }
-            return;
-        }
-        let n = batch.len() as u64;
-        for op in batch.drain(..) {
-            replies.push(self.apply(op));
-        }
-        let committed = self
-            .conn
-            .execute_batch("COMMIT")
-            .map_err(JournalError::from);
-        self.stats
-            .commits
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.stats
-            .ops
-            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        let written = std::mem::take(&mut self.out);
-        if committed.is_err() {
-            let _ = self.conn.execute_batch("ROLLBACK");
-            self.last_seq = seq0;
-            self.last_hash = hash0;
-            tracing::error!(error = ?committed, "journal commit failed; every write in the batch is reported failed");
-        } else {
-            self.feed.publish(written);
-        }
-        for reply in replies {
-            reply(committed.as_ref().err().cloned());
-        }
-    }
-
-    /// Applies one op inside a savepoint; returns how to answer its caller once the outer
-    /// transaction's fate is known (an op error wins over a commit error).
-    fn apply(&mut self, op: Op) -> Box<dyn FnOnce(Option<JournalError>)> {
-        let (seq0, hash0) = (self.last_seq, self.last_hash.clone());
-        let out0 = self.out.len();
-        if let Err(e) = self.conn.execute_batch("SAVEPOINT op") {
-            let err = JournalError::from(e);
-            return Box::new(move |_| fail(op, err));
-        }
-        macro_rules! finish {
-            ($result:expr, $reply:expr) => {{
-                let result = $result;
-                if result.is_ok() {
-                    let _ = self.conn.execute_batch("RELEASE op");
-                } else {
-                    let _ = self.conn.execute_batch("ROLLBACK TO op; RELEASE op");
-                    self.last_seq = seq0;
-                    self.last_hash = hash0;
-                    self.out.truncate(out0);
-                }
-                let reply = $reply;
-                Box::new(move |commit_err: Option<JournalError>| {
-                    let out = match (result, commit_err) {
-                        (Err(e), _) => Err(e),
-                        (Ok(_), Some(e)) => Err(e),
-                        (Ok(v), None) => Ok(v),
-                    };
-                    if let Some(reply) = reply {
-                        let _ = reply.send(out);
-                    } else if let Err(e) = out {
-                        tracing::error!(error = %e, "an unacknowledged audit write failed");
-                    }
-                })
-            }};
-        }
-        match op {
-            Op::Claim(intent, reply) => finish!(self.claim(&intent), Some(reply)),
-            Op::Settle(s, reply) => finish!(self.settle(*s), Some(reply)),
-            Op::Append(r, reply) => finish!(self.append_record(*r), reply),
-            Op::Trip(b, reply) => {
-                let (stop, audit) = *b;
-                finish!(self.trip(stop, audit), Some(reply))
-            }
-            Op::Clear {
-                id,
-                by,
-                reason,
-                audit,
-                reply,
-            } => finish!(self.clear(&id, &by, &reason, *audit), Some(reply)),
-            Op::Resolve(r, reply) => finish!(self.resolve(*r), Some(reply)),
-            Op::PruneKeys(before, reply) => finish!(self.prune_keys(before), Some(reply)),
-            Op::PruneAudit {
-                before_ms,
-                now_ms,
-                max_rows,
-                reply,
-            } => finish!(self.prune_audit(before_ms, now_ms, max_rows), Some(reply)),
-            Op::Events(events, reply) => finish!(self.events(events), Some(reply)),
-            Op::Put(key, value) => finish!(
-                self.put(&key, &value),
-                None::<oneshot::Sender<Result<(), JournalError>>>
-            ),
-            Op::Flag(f, reply) => {
-                let (capability, enabled, audit) = *f;
-                finish!(self.flag(&capability, enabled, audit), Some(reply))
-            }
-        }
-    }
-
     /// Inserts events unless their (tenant, id) was seen; returns each one's seq, or `None`
     /// for a duplicate.
-    fn events(&mut self, events: Vec<StoredEvent>) -> Result<Vec<Option<u64>>, JournalError> {
+    fn events(&mut self, events: &[StoredEvent]) -> Result<Vec<Option<u64>>, JournalError> {
         let mut out = Vec::with_capacity(events.len());
         for e in events {
             let n = self
@@ -372,7 +180,7 @@ impl Writer {
                 .execute(params![e.id, e.tenant, e.kind, e.time_ms, e.body.to_string()])?;
             if n == 1 {
                 let seq = self.conn.last_insert_rowid() as u64;
-                self.out.push(Committed::Event(seq, Box::new(e)));
+                self.out.push(Committed::Event(seq, Box::new(e.clone())));
                 out.push(Some(seq));
             } else {
                 out.push(None);
@@ -390,7 +198,7 @@ impl Writer {
         &mut self,
         capability: &str,
         enabled: bool,
-        audit: AuditRecord,
+        audit: &AuditRecord,
     ) -> Result<(), JournalError> {
         let time_ms = crate::clock::parse_rfc3339(&audit.time).unwrap_or(0);
         self.conn.execute(
@@ -423,7 +231,7 @@ impl Writer {
         }
     }
 
-    fn settle(&mut self, s: Settle) -> Result<(), JournalError> {
+    fn settle(&mut self, s: &Settle) -> Result<(), JournalError> {
         let result = s.result.as_ref().map(|v| v.to_string());
         let changed = self
             .conn
@@ -445,10 +253,10 @@ impl Writer {
                 s.key, s.tenant
             )));
         }
-        self.append_record(s.audit)
+        self.append_record(&s.audit)
     }
 
-    fn trip(&mut self, stop: HardStop, audit: AuditRecord) -> Result<(), JournalError> {
+    fn trip(&mut self, stop: &HardStop, audit: &AuditRecord) -> Result<(), JournalError> {
         self.append_record(audit)?;
         let text =
             serde_json::to_string(&stop).map_err(|e| JournalError::Storage(e.to_string()))?;
@@ -463,7 +271,7 @@ impl Writer {
         id: &str,
         by: &str,
         reason: &str,
-        audit: AuditRecord,
+        audit: &AuditRecord,
     ) -> Result<Option<HardStop>, JournalError> {
         let row: Option<String> = self
             .conn
@@ -499,7 +307,7 @@ impl Writer {
         Ok(n as u64)
     }
 
-    fn resolve(&mut self, r: Resolution) -> Result<Option<KeyRecord>, JournalError> {
+    fn resolve(&mut self, r: &Resolution) -> Result<Option<KeyRecord>, JournalError> {
         match load_key(&self.conn, &r.tenant, &r.key)? {
             Some(k) if k.state == KeyState::InDoubt => {
                 let state = if r.happened {
@@ -512,27 +320,10 @@ impl Writer {
                     "UPDATE idempotency SET state = ?3, result = ?4, audit_id = ?5, updated_ms = ?6 WHERE tenant = ?1 AND key = ?2",
                     params![r.tenant, r.key, state.as_str(), result, r.audit.id, r.now_ms],
                 )?;
-                self.append_record(r.audit)?;
+                self.append_record(&r.audit)?;
                 load_key(&self.conn, &r.tenant, &r.key)
             }
             _ => Ok(None),
         }
-    }
-}
-
-/// Answers an op that never ran.
-fn fail(op: Op, e: JournalError) {
-    match op {
-        Op::Claim(_, r) => drop(r.send(Err(e))),
-        Op::Settle(_, r) | Op::Trip(_, r) => drop(r.send(Err(e))),
-        Op::Append(_, Some(r)) => drop(r.send(Err(e))),
-        Op::Append(_, None) => tracing::error!(error = %e, "an unacknowledged audit write failed"),
-        Op::Clear { reply, .. } => drop(reply.send(Err(e))),
-        Op::Resolve(_, r) => drop(r.send(Err(e))),
-        Op::PruneKeys(_, r) => drop(r.send(Err(e))),
-        Op::PruneAudit { reply, .. } => drop(reply.send(Err(e))),
-        Op::Events(_, r) => drop(r.send(Err(e))),
-        Op::Put(..) => tracing::error!(error = %e, "a journal state write failed"),
-        Op::Flag(_, r) => drop(r.send(Err(e))),
     }
 }

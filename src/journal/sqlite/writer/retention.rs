@@ -60,7 +60,7 @@ impl Writer {
         );
         let mut rec = AuditRecord::operator(PRUNE_TOOL, now_ms, "toolgate", &reason);
         rec.target = Some(format!("{cut}:{through_hash}"));
-        self.append_record(rec)?;
+        self.append_record(&rec)?;
         Ok(Pruned {
             deleted,
             through: Some((cut as u64, through_hash)),

@@ -1,0 +1,266 @@
+//! Group commit on the writer thread: gathers queued ops into batches, runs each batch in one
+//! transaction (with savepoints only when an op fails), and answers every caller after it.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use super::Writer;
+use super::op::{Done, LazyQueue, Op, answer};
+use crate::journal::JournalError;
+
+/// Ops applied per transaction at most (bounds commit latency under a flood).
+const MAX_BATCH: usize = 1024;
+
+/// How long lazy writes (read-only calls' audit records, state blobs) wait for company
+/// before they are committed on their own. Nobody waits on them, so a few milliseconds cost
+/// nothing, and under load one commit then carries dozens of records instead of one each.
+const LINGER: Duration = Duration::from_millis(5);
+
+impl Writer {
+    pub(in crate::journal::sqlite) fn run(mut self, rx: Receiver<Op>, lazy: Arc<LazyQueue>) {
+        let mut batch: Vec<Op> = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let open = match rx.recv() {
+                Ok(op) => {
+                    batch.push(op);
+                    true
+                }
+                Err(_) => false,
+            };
+            drain(&rx, &mut batch);
+            if open && batch.iter().all(Op::is_lazy) {
+                linger(&rx, &mut batch);
+            }
+            // Lazy writes were queued before the nudge that woke us: they go first.
+            let mut ops = lazy.take();
+            ops.extend(batch.drain(..).filter(|op| !matches!(op, Op::Nudge)));
+            if !ops.is_empty() {
+                self.commit_batch(ops);
+            }
+            if !open {
+                break;
+            }
+            if self
+                .wal_full
+                .swap(false, std::sync::atomic::Ordering::Relaxed)
+            {
+                self.finish_checkpoint();
+            }
+        }
+        tracing::info!("journal writer stopped");
+    }
+
+    /// Checkpoints from the writer itself, between batches (callers of the last batch are
+    /// already answered). The checkpointer thread copies frames while commits keep appending
+    /// more, so under sustained load it never reaches the end of the WAL, and SQLite only
+    /// starts the WAL over once every frame is in the database file: here nothing appends
+    /// while the last frames are copied, so the next transaction starts the WAL from the top.
+    fn finish_checkpoint(&mut self) {
+        let started = std::time::Instant::now();
+        match self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            }) {
+            Ok((log, done)) => tracing::debug!(
+                frames = log,
+                checkpointed = done,
+                ms = started.elapsed().as_millis() as u64,
+                "journal WAL folded back by the writer"
+            ),
+            Err(e) => tracing::warn!(error = %e, "journal checkpoint by the writer failed"),
+        }
+    }
+
+    /// Applies a batch in one transaction and answers each op after the commit.
+    ///
+    /// The batch first runs without savepoints; if an op fails, the transaction is rolled
+    /// back and the batch runs again with one savepoint per op, so a failing op is undone
+    /// alone and the others still commit. Savepoints are not free (SQLite copies each page an
+    /// op touches into a statement journal), and a failing op is rare.
+    pub(in crate::journal::sqlite) fn commit_batch(&mut self, batch: Vec<Op>) {
+        // Nobody waits on a batch of lazy writes: skip the fsync. A later durable commit's
+        // fsync covers them (one WAL file), and a killed process loses nothing the OS has.
+        let durable = !batch.iter().all(Op::is_lazy);
+        let results = match self.transaction(&batch, durable, false) {
+            Some(results) => results,
+            None => self
+                .transaction(&batch, durable, true)
+                .expect("a careful transaction answers every op"),
+        };
+        for (op, result) in batch.into_iter().zip(results) {
+            answer(op, result);
+        }
+    }
+
+    /// One transaction over `batch`: each op's result, or `None` when an op failed outside
+    /// `careful` mode (the transaction is then rolled back).
+    fn transaction(
+        &mut self,
+        batch: &[Op],
+        durable: bool,
+        careful: bool,
+    ) -> Option<Vec<Result<Done, JournalError>>> {
+        let (seq0, hash0) = (self.last_seq, self.last_hash.clone());
+        if let Err(e) = self
+            .set_durable(durable)
+            .and_then(|()| self.sql("BEGIN IMMEDIATE"))
+        {
+            return Some(batch.iter().map(|_| Err(e.clone())).collect());
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        for op in batch {
+            let result = if careful {
+                self.exec_alone(op)
+            } else {
+                self.exec(op)
+            };
+            if result.is_err() && !careful {
+                self.abandon(seq0, hash0);
+                return None;
+            }
+            results.push(result);
+        }
+        let committed = self.sql("COMMIT");
+        let ops = batch
+            .iter()
+            .filter(|op| !matches!(op, Op::Flush(_)))
+            .count();
+        self.stats
+            .commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats
+            .ops
+            .fetch_add(ops as u64, std::sync::atomic::Ordering::Relaxed);
+        match committed {
+            Ok(()) => {
+                self.feed.publish(std::mem::take(&mut self.out));
+                Some(results)
+            }
+            Err(e) => {
+                self.abandon(seq0, hash0);
+                tracing::error!(error = %e, "journal commit failed; every write in the batch is reported failed");
+                Some(results.into_iter().map(|r| r.and(Err(e.clone()))).collect())
+            }
+        }
+    }
+
+    /// Rolls the open transaction back and forgets what it wrote.
+    fn abandon(&mut self, seq0: u64, hash0: String) {
+        // An I/O error may already have rolled it back; then there is nothing to undo.
+        let _ = self.sql("ROLLBACK");
+        self.last_seq = seq0;
+        self.last_hash = hash0;
+        self.out.clear();
+    }
+
+    /// Runs one statement without parameters, prepared once.
+    fn sql(&self, sql: &str) -> Result<(), JournalError> {
+        self.conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    }
+
+    /// Sets whether commits wait for fsync (only between transactions).
+    fn set_durable(&mut self, durable: bool) -> Result<(), JournalError> {
+        if self.durable != durable {
+            self.sql(if durable {
+                "PRAGMA synchronous = FULL"
+            } else {
+                "PRAGMA synchronous = NORMAL"
+            })?;
+            self.durable = durable;
+        }
+        Ok(())
+    }
+
+    /// Runs one op inside its own savepoint, undoing it alone if it fails.
+    fn exec_alone(&mut self, op: &Op) -> Result<Done, JournalError> {
+        let (seq0, hash0) = (self.last_seq, self.last_hash.clone());
+        let out0 = self.out.len();
+        self.sql("SAVEPOINT op")?;
+        let result = self.exec(op);
+        if result.is_ok() {
+            self.sql("RELEASE op")?;
+        } else {
+            let _ = self.sql("ROLLBACK TO op");
+            let _ = self.sql("RELEASE op");
+            self.last_seq = seq0;
+            self.last_hash = hash0;
+            self.out.truncate(out0);
+        }
+        result
+    }
+
+    /// Applies one op inside the open transaction.
+    fn exec(&mut self, op: &Op) -> Result<Done, JournalError> {
+        let unit = |()| Done::Unit;
+        match op {
+            Op::Claim(intent, _) => self.claim(intent).map(Done::Claim),
+            Op::Settle(s, _) => self.settle(s).map(unit),
+            Op::Append(r, _) => self.append_record(r).map(unit),
+            Op::Trip(b, _) => self.trip(&b.0, &b.1).map(unit),
+            Op::Clear {
+                id,
+                by,
+                reason,
+                audit,
+                ..
+            } => self.clear(id, by, reason, audit).map(Done::Stop),
+            Op::Resolve(r, _) => self.resolve(r).map(Done::Key),
+            Op::PruneKeys(before, _) => self.prune_keys(*before).map(Done::Count),
+            Op::PruneAudit {
+                before_ms,
+                now_ms,
+                max_rows,
+                ..
+            } => self
+                .prune_audit(*before_ms, *now_ms, *max_rows)
+                .map(Done::Pruned),
+            Op::Events(events, _) => self.events(events).map(Done::Seqs),
+            Op::Put(key, value) => self.put(key, value).map(unit),
+            Op::Flag(f, _) => self.flag(&f.0, f.1, &f.2).map(unit),
+            Op::Flush(_) | Op::Nudge => Ok(Done::Unit),
+        }
+    }
+}
+
+/// Moves whatever is already queued into `batch` (up to [`MAX_BATCH`]).
+fn drain(rx: &Receiver<Op>, batch: &mut Vec<Op>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(op) => batch.push(op),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Waits up to [`LINGER`] for an op someone waits on, so a run of lazy writes shares one
+/// commit; stops at once when one arrives (its caller must not wait for the linger).
+fn linger(rx: &Receiver<Op>, batch: &mut Vec<Op>) {
+    let deadline = Instant::now() + LINGER;
+    while batch.len() < MAX_BATCH {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(op) => {
+                let waited_on = !op.is_lazy();
+                batch.push(op);
+                if waited_on {
+                    drain(rx, batch);
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Writer {
+    /// The connection's `PRAGMA synchronous` (1 = NORMAL, 2 = FULL).
+    pub(in crate::journal::sqlite) fn synchronous(&self) -> i64 {
+        self.conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .expect("PRAGMA synchronous")
+    }
+}
