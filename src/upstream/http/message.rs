@@ -1,7 +1,9 @@
 //! Reading a server message: our answer (result or error), a server request or notification,
 //! or something to ignore.
 
-use rmcp::model::{ErrorData, JsonRpcMessage, RequestId, ServerJsonRpcMessage, ServerResult};
+use rmcp::model::{
+    CallToolResult, ErrorData, JsonRpcMessage, RequestId, ServerJsonRpcMessage, ServerResult,
+};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -22,6 +24,17 @@ struct Reply {
     method: Option<IgnoredAny>,
 }
 
+/// A tool call's answer, the message a busy gateway reads most, read straight into its type:
+/// inside `Reply`, rmcp's untagged `ServerResult` would buffer the result and try fifteen other
+/// result types first, each failing. `CallToolResult` only matches a complete result with
+/// `content`, `structuredContent` or `isError`, which none of those types has, so the outcome
+/// is the one rmcp would reach.
+#[derive(Deserialize)]
+struct CallAnswer {
+    id: RequestId,
+    result: CallToolResult,
+}
+
 /// What one message from the server is to a request waiting for its answer.
 pub(super) enum Parsed {
     Answer(Result<ServerResult, HttpFault>),
@@ -33,6 +46,13 @@ pub(super) enum Parsed {
 
 pub(super) fn parse_message(bytes: &[u8], id: i64) -> Parsed {
     let ours = |rid: &RequestId| *rid == RequestId::Number(id);
+    if let Ok(answer) = serde_json::from_slice::<CallAnswer>(bytes) {
+        return if ours(&answer.id) {
+            Parsed::Answer(Ok(ServerResult::CallToolResult(answer.result)))
+        } else {
+            Parsed::NotOurs
+        };
+    }
     if let Ok(reply) = serde_json::from_slice::<Reply>(bytes)
         && reply.method.is_none()
     {

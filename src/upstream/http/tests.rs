@@ -71,6 +71,43 @@ fn answers_are_told_from_other_messages() {
 }
 
 #[test]
+fn tool_results_take_the_direct_route_and_other_results_are_read_as_rmcp_reads_them() {
+    let call = br#"{"jsonrpc":"2.0","id":7,"result":{"content":[],"isError":true,"_meta":{"proof":{"url":"u"}}}}"#;
+    let Parsed::Answer(Ok(ServerResult::CallToolResult(r))) = parse_message(call, 7) else {
+        panic!("not read as a tool result")
+    };
+    assert_eq!(r.is_error, Some(true));
+    assert_eq!(r.meta.unwrap().0["proof"], json!({"url": "u"}));
+    // Each message below is read exactly as rmcp's own JsonRpcMessage reads it.
+    let others: [&[u8]; 4] = [
+        br#"{"jsonrpc":"2.0","id":7,"result":{"tools":[]}}"#,
+        br#"{"jsonrpc":"2.0","id":7,"result":{"task":{"taskId":"t1","status":"working","createdAt":"2026-01-01T00:00:00Z","lastUpdatedAt":"2026-01-01T00:00:00Z","ttl":null}}}"#,
+        br#"{"jsonrpc":"2.0","id":7,"result":{"resultType":"complete","content":[{"type":"text","text":"x"}]}}"#,
+        br#"{"jsonrpc":"2.0","id":7,"result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"s","version":"1"}}}"#,
+    ];
+    for msg in others {
+        let Ok(JsonRpcMessage::Response(expected)) =
+            serde_json::from_slice::<ServerJsonRpcMessage>(msg)
+        else {
+            panic!("rmcp does not read {}", String::from_utf8_lossy(msg))
+        };
+        let Parsed::Answer(Ok(got)) = parse_message(msg, 7) else {
+            panic!("no answer in {}", String::from_utf8_lossy(msg))
+        };
+        assert_eq!(
+            serde_json::to_value(&got).unwrap(),
+            serde_json::to_value(&expected.result).unwrap(),
+            "{}",
+            String::from_utf8_lossy(msg)
+        );
+        assert_eq!(
+            std::mem::discriminant(&got),
+            std::mem::discriminant(&expected.result)
+        );
+    }
+}
+
+#[test]
 fn endpoint_checks_scheme_and_token() {
     assert!(Endpoint::new("http://127.0.0.1:1/mcp", None, Duration::from_secs(1), 4).is_ok());
     assert!(Endpoint::new("https://h/mcp", None, Duration::from_secs(1), 4).is_err());
