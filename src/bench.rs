@@ -249,7 +249,7 @@ pub(crate) async fn connect(url: &str, token: Option<&str>) -> Result<Client, St
 
 /// Runs `conc` workers for `phase`, each calling `tool` back to back.
 async fn phase(load: &Load, conc: usize, tool: &'static str, phase: Duration, into: &mut Series) {
-    run_phase(load, conc, phase, into, move |w, n| {
+    run_phase(load, conc, phase, None, into, move |w, n| {
         let args = json!({"post_id": format!("bench-{w}-{n}")});
         CallToolRequestParams::new(tool)
             .with_arguments(args.as_object().cloned().unwrap_or_default())
@@ -257,12 +257,19 @@ async fn phase(load: &Load, conc: usize, tool: &'static str, phase: Duration, in
     .await
 }
 
-/// Runs `conc` workers for `phase`, each calling back to back with the request
-/// `request(worker, n)` builds (`n` counts that worker's calls); records into `into`.
+/// Runs `conc` workers for `phase`, each calling with the request `request(worker, n)` builds
+/// (`n` counts that worker's calls); records into `into`. Without `rate` each worker calls
+/// back to back (closed loop: at saturation, latency is mostly queueing). With `rate` (calls/s
+/// in all) the calls are offered on a fixed schedule, worker `w` taking every `conc`-th slot
+/// (open loop, at most `conc` in flight): a call that starts late because its worker's
+/// previous call ran over is timed from its scheduled start, so falling behind shows in the
+/// latencies instead of hiding in fewer calls (no coordinated omission); a call on time is
+/// timed from when its worker woke (the timer's millisecond granularity is not the target's).
 pub(crate) async fn run_phase<F>(
     load: &Load,
     conc: usize,
     phase: Duration,
+    rate: Option<f64>,
     into: &mut Series,
     request: F,
 ) where
@@ -274,13 +281,29 @@ pub(crate) async fn run_phase<F>(
         .map(|w| {
             let caller = load.caller(w);
             let request = request.clone();
+            let slot = rate.map(|r| Duration::from_secs_f64(1.0 / r));
             tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(4096);
                 let mut errors = 0u64;
                 let mut n = 0u64;
+                let mut next = slot.map(|s| started + s * w as u32);
                 while Instant::now() < deadline {
                     let p = request(w, n);
-                    let t = Instant::now();
+                    let t = match (next, slot) {
+                        (Some(at), Some(s)) => {
+                            if at >= deadline {
+                                break;
+                            }
+                            next = Some(at + s * conc as u32);
+                            if at > Instant::now() {
+                                tokio::time::sleep_until(at.into()).await;
+                                Instant::now()
+                            } else {
+                                at
+                            }
+                        }
+                        _ => Instant::now(),
+                    };
                     if caller.call(p).await {
                         lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32)
                     } else {
@@ -421,5 +444,53 @@ fn print_table(r: &Value) {
             row["gateway_peak_rss_mib"],
             d["errors"].as_u64().unwrap_or(0) + p["errors"].as_u64().unwrap_or(0),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench_client::ClientKind;
+
+    /// Against the real demo upstream over HTTP: paced phases keep to their schedule, back to
+    /// back phases do not.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_paced_phase_offers_calls_on_its_schedule() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(crate::demo::serve_http(
+            Default::default(),
+            listener,
+            stop.clone(),
+        ));
+        let load = Load::open(ClientKind::Lean, &url, None, 4).await.unwrap();
+        let run = |rate| {
+            let load = &load;
+            async move {
+                let mut s = Series::default();
+                run_phase(load, 4, Duration::from_millis(600), rate, &mut s, |w, n| {
+                    let args = json!({"post_id": format!("p-{w}-{n}")});
+                    CallToolRequestParams::new("get_post")
+                        .with_arguments(args.as_object().cloned().unwrap_or_default())
+                })
+                .await;
+                s
+            }
+        };
+        // 250 calls/s for 0.6 s: 150 slots, never more (a loaded machine may finish fewer).
+        let paced = run(Some(250.0)).await;
+        assert_eq!(paced.errors, 0);
+        let n = paced.lat_us.len();
+        assert!((75..=150).contains(&n), "{n} paced calls");
+        let free = run(None).await;
+        assert!(
+            free.lat_us.len() > 2 * n,
+            "{} back-to-back calls",
+            free.lat_us.len()
+        );
+        load.close().await;
+        stop.cancel();
+        server.await.unwrap().unwrap();
     }
 }

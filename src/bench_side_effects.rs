@@ -38,6 +38,12 @@ pub struct BenchSideEffectsArgs {
     /// in-flight call, as a typical runner).
     #[arg(long, value_enum, default_value = "lean")]
     pub client: ClientKind,
+    /// Offer calls at this total rate (calls/s; open loop, at most `concurrency` in flight)
+    /// instead of back to back: the latency added at a given load rather than at saturation.
+    /// Calls that start late because the target fell behind are timed from their scheduled
+    /// start.
+    #[arg(long)]
+    pub rate: Option<f64>,
 }
 
 const DIRECT_TOOL: &str = "publish_post";
@@ -73,11 +79,12 @@ async fn phase(
     conc: usize,
     tool: &'static str,
     phase: Duration,
+    rate: Option<f64>,
     seq: &Arc<AtomicU64>,
     into: &mut Series,
 ) {
     let seq = seq.clone();
-    run_phase(load, conc, phase, into, move |_, _| {
+    run_phase(load, conc, phase, rate, into, move |_, _| {
         let n = seq.fetch_add(1, Ordering::Relaxed);
         let args = json!({"account_id": "bench-1", "text": format!("bench post {n}")});
         let mut p = CallToolRequestParams::new(tool)
@@ -93,6 +100,11 @@ async fn phase(
 
 /// Runs the benchmark and prints a Markdown table (and JSON with `--json`).
 pub async fn run(args: BenchSideEffectsArgs) -> Result<(), String> {
+    if let Some(rate) = args.rate
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        return Err(format!("--rate {rate}: expected calls per second above 0"));
+    }
     let dir = std::env::temp_dir().join(format!("toolgate-bench-se-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let result = measure(&args, &dir).await;
@@ -128,25 +140,44 @@ async fn measure(args: &BenchSideEffectsArgs, dir: &Path) -> Result<Value, Strin
             conc,
             DIRECT_TOOL,
             warm,
+            args.rate,
             &seq,
             &mut Series::default(),
         )
         .await;
         let mut w = Series::default();
-        phase(&proxied, conc, PROXIED_TOOL, warm, &seq, &mut w).await;
+        phase(&proxied, conc, PROXIED_TOOL, warm, args.rate, &seq, &mut w).await;
         proxied_calls += w.attempted();
         let (mut d, mut p) = (Series::default(), Series::default());
         let (mut commits, mut writes) = (0u64, 0u64);
         let (mut cpu, mut journal_cpu) = (0.0, 0.0);
         let phase_len = Duration::from_millis(args.phase_ms);
         for _ in 0..args.rounds {
-            phase(&direct, conc, DIRECT_TOOL, phase_len, &seq, &mut d).await;
+            phase(
+                &direct,
+                conc,
+                DIRECT_TOOL,
+                phase_len,
+                args.rate,
+                &seq,
+                &mut d,
+            )
+            .await;
             let before = journal_stats(&http, admin).await?;
             let cpu0 = (
                 cpu_seconds(gw_pid),
                 thread_cpu_seconds(gw_pid, JOURNAL_THREAD),
             );
-            phase(&proxied, conc, PROXIED_TOOL, phase_len, &seq, &mut p).await;
+            phase(
+                &proxied,
+                conc,
+                PROXIED_TOOL,
+                phase_len,
+                args.rate,
+                &seq,
+                &mut p,
+            )
+            .await;
             cpu += cpu_seconds(gw_pid) - cpu0.0;
             journal_cpu += thread_cpu_seconds(gw_pid, JOURNAL_THREAD) - cpu0.1;
             let after = journal_stats(&http, admin).await?;
@@ -186,6 +217,7 @@ async fn measure(args: &BenchSideEffectsArgs, dir: &Path) -> Result<Value, Strin
         "rounds": args.rounds,
         "phase_ms": args.phase_ms,
         "client": format!("{:?}", args.client).to_lowercase(),
+        "offered_calls_per_s": args.rate,
         "gateway_worker_threads": args.gateway_threads.or(crate::cli::DEFAULT_WORKER_THREADS)
             .map_or_else(|| "default (one per core)".to_string(), |n| n.to_string()),
         "results": rows,
@@ -218,8 +250,12 @@ fn write_config(dir: &Path, data: &Path, up_url: &str) -> Result<PathBuf, String
 
 /// The report as a Markdown table, followed by the audit check.
 pub fn format_table(r: &Value) -> String {
+    let pacing = match r["offered_calls_per_s"].as_f64() {
+        Some(rate) => format!("offered {rate} calls/s (open loop)"),
+        None => "calls back to back (closed loop)".to_string(),
+    };
     let mut out = format!(
-        "load generator: {}, gateway worker threads: {}, {} rounds of {} ms per target and concurrency\n\n",
+        "load generator: {}, gateway worker threads: {}, {} rounds of {} ms per target and concurrency, {pacing}\n\n",
         r["client"].as_str().unwrap_or("?"),
         r["gateway_worker_threads"].as_str().unwrap_or("?"),
         r["rounds"],
@@ -281,6 +317,7 @@ mod tests {
     fn table_has_one_row_per_concurrency_and_the_check() {
         let r = json!({
             "client": "lean", "gateway_worker_threads": "2", "rounds": 1, "phase_ms": 100,
+            "offered_calls_per_s": 5000.0,
             "results": [{"concurrency": 64, "gateway_cpu_us_per_call": 150.0, "journal_cpu_us_per_call": 50.0, "direct": {"calls_per_s": 9000.0, "p50_us": 5, "p99_us": 9, "errors": 0},
                 "proxied": {"calls_per_s": 5000.0, "p50_us": 7, "p99_us": 12, "errors": 1},
                 "added_p50_us": 2, "added_p99_us": 3,
@@ -292,6 +329,7 @@ mod tests {
             t.starts_with("load generator: lean, gateway worker threads: 2,"),
             "{t}"
         );
+        assert!(t.contains("offered 5000 calls/s (open loop)"), "{t}");
         assert!(
             t.contains(
                 "| 64 | 9000.0 | 5000.0 | 5 | 7 | 2 | 9 | 12 | 3 | 150.0 | 50.0 | 500.0 | 10000.0 | 20.0 | 1 |"
