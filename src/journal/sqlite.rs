@@ -274,7 +274,10 @@ impl SqliteJournal {
 
     /// Queues a write nobody waits on; false when the writer has stopped.
     fn send_lazy(&self, op: Op) -> bool {
-        !self.lazy.push(op) || self.tx.send(Op::Nudge).is_ok()
+        match self.lazy.push(op) {
+            Some(signal) => self.tx.send(signal).is_ok(),
+            None => true,
+        }
     }
 }
 

@@ -15,9 +15,9 @@ const MAX_BATCH: usize = 1024;
 /// How long lazy writes (read-only calls' audit records, state blobs) wait for company
 /// before they are committed on their own. Nobody waits on them, so the wait costs no call
 /// anything, and one commit then carries a whole run of records instead of one each: at a
-/// few thousand read-only calls a second, 20 commits a second instead of hundreds, whose
-/// page writes on a small machine land in the tail of concurrent calls (BENCHMARKS.md,
-/// session 3: 5 ms → 50 ms took the added p99 at concurrency 1 from ~0.75 to ~0.49 ms).
+/// few thousand read-only calls a second, tens of commits a second instead of hundreds,
+/// whose page writes on a small machine land in the tail of concurrent calls (BENCHMARKS.md,
+/// session 3). Under more load [`LAZY_BATCH`](super::op::LAZY_BATCH) ends the wait sooner.
 /// The price: a process killed within this window loses those records (a clean stop, an
 /// export or a waited-on write commits them first).
 const LINGER: Duration = Duration::from_millis(50);
@@ -39,7 +39,11 @@ impl Writer {
             }
             // Lazy writes were queued before the nudge that woke us: they go first.
             let mut ops = lazy.take();
-            ops.extend(batch.drain(..).filter(|op| !matches!(op, Op::Nudge)));
+            ops.extend(
+                batch
+                    .drain(..)
+                    .filter(|op| !matches!(op, Op::Nudge | Op::Full)),
+            );
             if !ops.is_empty() {
                 self.commit_batch(ops);
             }
@@ -225,7 +229,7 @@ impl Writer {
             Op::Events(events, _) => self.events(events).map(Done::Seqs),
             Op::Put(key, value) => self.put(key, value).map(unit),
             Op::Flag(f, _) => self.flag(&f.0, f.1, &f.2).map(unit),
-            Op::Flush(_) | Op::Nudge => Ok(Done::Unit),
+            Op::Flush(_) | Op::Nudge | Op::Full => Ok(Done::Unit),
         }
     }
 }
@@ -241,16 +245,20 @@ fn drain(rx: &Receiver<Op>, batch: &mut Vec<Op>) {
 }
 
 /// Waits up to [`LINGER`] for an op someone waits on, so a run of lazy writes shares one
-/// commit; stops at once when one arrives (its caller must not wait for the linger).
+/// commit; stops at once when one arrives (its caller must not wait for the linger) or when
+/// the lazy queue is full.
 fn linger(rx: &Receiver<Op>, batch: &mut Vec<Op>) {
     let deadline = Instant::now() + LINGER;
+    if batch.iter().any(|op| matches!(op, Op::Full)) {
+        return;
+    }
     while batch.len() < MAX_BATCH {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(op) => {
-                let waited_on = !op.is_lazy();
+                let stop = !op.is_lazy() || matches!(op, Op::Full);
                 batch.push(op);
-                if waited_on {
+                if stop {
                     drain(rx, batch);
                     return;
                 }
@@ -267,5 +275,52 @@ impl Writer {
         self.conn
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
             .expect("PRAGMA synchronous")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::sqlite::writer::op::LAZY_BATCH;
+
+    fn lazy() -> Op {
+        Op::Put("k".into(), Vec::new())
+    }
+
+    #[test]
+    fn the_lazy_queue_signals_its_first_write_and_when_it_is_full() {
+        let q = LazyQueue::default();
+        assert!(matches!(q.push(lazy()), Some(Op::Nudge)));
+        for _ in 2..LAZY_BATCH {
+            assert!(q.push(lazy()).is_none());
+        }
+        assert!(matches!(q.push(lazy()), Some(Op::Full)));
+        assert!(q.push(lazy()).is_none());
+        assert_eq!(q.take().len(), LAZY_BATCH + 1);
+        assert!(matches!(q.push(lazy()), Some(Op::Nudge)), "empty again");
+    }
+
+    #[test]
+    fn the_linger_ends_at_a_full_queue_or_a_waited_on_write_not_at_a_lazy_one() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Only lazy company: waits the whole linger for more.
+        let started = Instant::now();
+        let mut batch = vec![Op::Nudge];
+        tx.send(lazy()).unwrap();
+        linger(&rx, &mut batch);
+        assert!(started.elapsed() >= LINGER);
+        assert_eq!(batch.len(), 2);
+        // A full queue, already signalled or arriving: no wait (the bound is generous).
+        let started = Instant::now();
+        linger(&rx, &mut vec![Op::Full]);
+        tx.send(Op::Full).unwrap();
+        linger(&rx, &mut vec![Op::Nudge]);
+        let (flush, _answer) = tokio::sync::oneshot::channel();
+        tx.send(Op::Flush(flush)).unwrap();
+        tx.send(lazy()).unwrap();
+        let mut batch = vec![Op::Nudge];
+        linger(&rx, &mut batch);
+        assert_eq!(batch.len(), 3, "the flush and what was queued behind it");
+        assert!(started.elapsed() < LINGER * 3, "{:?}", started.elapsed());
     }
 }

@@ -44,12 +44,17 @@ pub(in crate::journal::sqlite) enum Op {
     Flush(Reply<()>),
     /// Wakes the writer: the lazy queue went from empty to not empty.
     Nudge,
+    /// The lazy queue holds [`LAZY_BATCH`] writes: commit them now.
+    Full,
 }
 
 impl Op {
     /// Nobody waits on this op's commit, so it may wait for company and skip the fsync.
     pub(in crate::journal::sqlite) fn is_lazy(&self) -> bool {
-        matches!(self, Op::Append(_, None) | Op::Put(..) | Op::Nudge)
+        matches!(
+            self,
+            Op::Append(_, None) | Op::Put(..) | Op::Nudge | Op::Full
+        )
     }
 }
 
@@ -98,7 +103,7 @@ pub(in crate::journal::sqlite) fn answer(op: Op, result: Result<Done, JournalErr
                 tracing::error!(error = %e, key, "a journal state write failed");
             }
         }
-        Op::Nudge => {}
+        Op::Nudge | Op::Full => {}
         Op::Clear { reply, .. } => send(reply, result, |d| match d {
             Done::Stop(s) => Some(s),
             _ => None,
@@ -122,18 +127,27 @@ pub(in crate::journal::sqlite) fn answer(op: Op, result: Result<Done, JournalErr
     }
 }
 
+/// Lazy writes queued past this many are committed without waiting out the linger: a
+/// commit's size (its burst of CPU on the writer thread, the memory held until it) stays
+/// bounded under load, while a light load still gets one commit per linger.
+pub(in crate::journal::sqlite) const LAZY_BATCH: usize = 64;
+
 /// Lazy writes (see [`Op::is_lazy`]), queued without waking the writer for each one: the
-/// first write into an empty queue sends one [`Op::Nudge`], and the writer takes the whole
-/// queue when it next commits.
+/// first write into an empty queue sends one [`Op::Nudge`], the [`LAZY_BATCH`]-th one an
+/// [`Op::Full`], and the writer takes the whole queue when it next commits.
 #[derive(Default)]
 pub(in crate::journal::sqlite) struct LazyQueue(Mutex<Vec<Op>>);
 
 impl LazyQueue {
-    /// Queues `op`; true when the queue was empty, so the caller must nudge the writer.
-    pub(in crate::journal::sqlite) fn push(&self, op: Op) -> bool {
+    /// Queues `op`; returns the signal the caller must send the writer, if any.
+    pub(in crate::journal::sqlite) fn push(&self, op: Op) -> Option<Op> {
         let mut q = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         q.push(op);
-        q.len() == 1
+        match q.len() {
+            1 => Some(Op::Nudge),
+            LAZY_BATCH => Some(Op::Full),
+            _ => None,
+        }
     }
 
     /// Everything queued so far, oldest first.
