@@ -53,33 +53,6 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX idempotency_in_doubt ON idempotency(state) WHERE state = 'in_doubt';",
 ];
 
-/// The checkpointer folds the WAL back into the database file at least this often (in unit
-/// tests never, so that they see the frame trigger below at work)...
-#[cfg(not(test))]
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-#[cfg(test)]
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// ...and sooner once a commit leaves this many frames (pages) in the WAL (4 MiB of 4 KiB
-/// pages). A light load (a few thousand read-only calls a second) thus checkpoints about once
-/// a second instead of ten times: each checkpoint copies pages and syncs two files, and on a
-/// small machine that work lands in the tail of concurrent calls.
-#[cfg(not(test))]
-const CHECKPOINT_AFTER_FRAMES: i32 = 1024;
-#[cfg(test)]
-const CHECKPOINT_AFTER_FRAMES: i32 = 16;
-
-/// Under sustained writes the WAL stays past [`CHECKPOINT_AFTER_FRAMES`], and every commit
-/// asks again: checkpoints are spaced at least this far apart.
-const CHECKPOINT_GAP: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// WAL frames (pages) past which the writer finishes a checkpoint itself, so the WAL starts
-/// over (32 MiB of 4 KiB pages; small in tests so they can see it).
-#[cfg(not(test))]
-const WAL_CAP_FRAMES: i64 = 8192;
-#[cfg(test)]
-const WAL_CAP_FRAMES: i64 = 64;
-
 /// The local SQLite journal.
 pub struct SqliteJournal {
     path: PathBuf,
@@ -92,47 +65,6 @@ pub struct SqliteJournal {
     /// Dropped with the journal (the writer's WAL hook holds the other sender): once both
     /// are gone the checkpointer runs a last checkpoint and exits.
     _stop_checkpoints: std::sync::mpsc::Sender<()>,
-}
-
-/// Copies committed WAL frames into the database file in PASSIVE mode (never waits for, nor
-/// blocks, the writer or readers): every [`CHECKPOINT_EVERY`], or when the writer's WAL hook
-/// sends on `wake` (at most every [`CHECKPOINT_GAP`]), until every sender is gone (the journal
-/// and its writer), then once more. When the WAL holds more than [`WAL_CAP_FRAMES`] it asks
-/// the writer to finish the job.
-fn checkpoint_loop(
-    conn: &Connection,
-    wake: &std::sync::mpsc::Receiver<()>,
-    asked: &std::sync::atomic::AtomicBool,
-    wal_full: &std::sync::atomic::AtomicBool,
-) {
-    use std::sync::mpsc::RecvTimeoutError;
-    loop {
-        let last = matches!(
-            wake.recv_timeout(CHECKPOINT_EVERY),
-            Err(RecvTimeoutError::Disconnected)
-        );
-        asked.store(false, std::sync::atomic::Ordering::Relaxed);
-        let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        });
-        match done {
-            Ok((_, log, _)) if log > WAL_CAP_FRAMES => {
-                wal_full.store(true, std::sync::atomic::Ordering::Relaxed)
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "journal checkpoint failed; the WAL keeps growing until one succeeds")
-            }
-        }
-        if last {
-            return;
-        }
-        std::thread::sleep(CHECKPOINT_GAP);
-    }
 }
 
 /// Counters of the writer thread: how well group commit batches.
@@ -190,21 +122,8 @@ impl SqliteJournal {
         conn.pragma_update(None, "cache_size", -8192)?;
         // Every statement the writer runs stays prepared (about 25 of them).
         conn.set_prepared_statement_cache_capacity(64);
-        // After `wal_autocheckpoint`, which replaces any WAL hook: this one asks the
-        // checkpointer to run once a commit leaves enough frames in the WAL.
-        let (wake_checkpointer, wake) = std::sync::mpsc::channel::<()>();
-        let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        {
-            let (asked, wake_checkpointer) = (asked.clone(), wake_checkpointer.clone());
-            conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, frames: i32| {
-                if frames >= CHECKPOINT_AFTER_FRAMES
-                    && !asked.swap(true, std::sync::atomic::Ordering::Relaxed)
-                {
-                    let _ = wake_checkpointer.send(());
-                }
-                Ok(())
-            }))?;
-        }
+        // After `wal_autocheckpoint`, which replaces any WAL hook.
+        let schedule = checkpoint::Schedule::hook(&mut conn)?;
         let mut writer = Writer::new(conn)?;
         let wal_full = writer.wal_full.clone();
         let recovery = writer.recover(now_ms)?;
@@ -217,17 +136,13 @@ impl SqliteJournal {
             .name("toolgate-journal".into())
             .spawn(move || writer.run(rx, queue))
             .map_err(|e| JournalError::Storage(format!("cannot start the journal writer: {e}")))?;
-        let checkpointer = open_conn(&path)?;
-        std::thread::Builder::new()
-            .name("toolgate-ckpt".into())
-            .spawn(move || checkpoint_loop(&checkpointer, &wake, &asked, &wal_full))
-            .map_err(|e| JournalError::Storage(format!("cannot start the checkpointer: {e}")))?;
+        let stop_checkpoints = schedule.spawn(open_conn(&path)?, wal_full)?;
         Ok((
             Self {
                 path,
                 tx,
                 lazy,
-                _stop_checkpoints: wake_checkpointer,
+                _stop_checkpoints: stop_checkpoints,
                 readers: Mutex::new(Vec::new()),
                 stats,
                 feed,
@@ -527,6 +442,7 @@ impl Store for SqliteJournal {
     }
 }
 
+mod checkpoint;
 mod verify;
 mod writer;
 

@@ -27,7 +27,7 @@ pub(super) struct Writer {
     /// What the open transaction wrote, published to subscribers once it commits.
     out: Vec<Committed>,
     pub(super) feed: Feed,
-    /// Set by the checkpointer when the WAL outgrew its cap (see `checkpoint_loop`).
+    /// Set by the checkpointer when the WAL outgrew its cap (see `checkpoint::run`).
     pub(super) wal_full: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Whether commits currently wait for fsync (`synchronous=FULL`).
     durable: bool,
