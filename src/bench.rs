@@ -393,8 +393,10 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         "rounds": args.rounds,
         "phase_ms": args.phase_ms,
         "gateway_idle_rss_mib": (idle_rss * 10.0).round() / 10.0,
-        "gateway_worker_threads": args.gateway_threads.or(crate::cli::DEFAULT_WORKER_THREADS)
-            .map_or_else(|| "default (one per core)".to_string(), |n| n.to_string()),
+        "gateway_worker_threads": args.gateway_threads.map_or_else(
+            || format!("{} (serve's default)", crate::cli::SERVE_WORKER_THREADS),
+            |n| n.to_string(),
+        ),
         "results": rows,
     });
     print_table(&report);

@@ -218,8 +218,10 @@ async fn measure(args: &BenchSideEffectsArgs, dir: &Path) -> Result<Value, Strin
         "phase_ms": args.phase_ms,
         "client": format!("{:?}", args.client).to_lowercase(),
         "offered_calls_per_s": args.rate,
-        "gateway_worker_threads": args.gateway_threads.or(crate::cli::DEFAULT_WORKER_THREADS)
-            .map_or_else(|| "default (one per core)".to_string(), |n| n.to_string()),
+        "gateway_worker_threads": args.gateway_threads.map_or_else(
+            || format!("{} (serve's default)", crate::cli::SERVE_WORKER_THREADS),
+            |n| n.to_string(),
+        ),
         "results": rows,
         "check": {
             "proxied_calls": proxied_calls,

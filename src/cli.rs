@@ -15,9 +15,13 @@ use crate::server::{HttpServer, serve_stdio};
 pub const EXIT_CONFIG: u8 = 64;
 /// Exit code when the gateway cannot start (bind, data dir, tokens).
 pub const EXIT_START: u8 = 69;
-/// Tokio worker threads when `TOOLGATE_WORKER_THREADS` is not set (`None`: one per core).
-/// BENCHMARKS.md has the measurement behind the choice.
-pub const DEFAULT_WORKER_THREADS: Option<usize> = None;
+/// Tokio worker threads of `toolgate serve` when `TOOLGATE_WORKER_THREADS` is not set: one,
+/// as sidecar proxies usually run (the journal writer and its checkpointer have threads of
+/// their own). Against one per core on 2 vCPUs it cut the added median at concurrency 1 from
+/// ~135 to ~50–90 µs and the CPU per call at 16 from ~52 to ~44 µs, with the same throughput
+/// (BENCHMARKS.md, session 3). Other commands (benches, demo upstream, offline tools) keep
+/// Tokio's default of one per core.
+pub const SERVE_WORKER_THREADS: usize = 1;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -127,7 +131,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.log_format, &cli.log_level);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
-    if let Some(n) = worker_threads() {
+    if let Some(n) = worker_threads(matches!(cli.command, Command::Serve(_))) {
         builder.worker_threads(n);
     }
     let runtime = match builder.build() {
@@ -141,13 +145,13 @@ pub fn main() -> ExitCode {
 }
 
 /// Tokio worker threads: `TOOLGATE_WORKER_THREADS` if set to a positive number, else
-/// [`DEFAULT_WORKER_THREADS`] (`None`: one per core, Tokio's default).
-pub fn worker_threads() -> Option<usize> {
+/// [`SERVE_WORKER_THREADS`] for `serve`, else `None` (one per core, Tokio's default).
+pub fn worker_threads(serve: bool) -> Option<usize> {
     std::env::var("TOOLGATE_WORKER_THREADS")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|n| *n >= 1)
-        .or(DEFAULT_WORKER_THREADS)
+        .or(serve.then_some(SERVE_WORKER_THREADS))
 }
 
 async fn run(command: Command) -> ExitCode {
