@@ -187,11 +187,18 @@ impl SqliteJournal {
         }
     }
 
-    /// Queues a write nobody waits on; false when the writer has stopped.
-    fn send_lazy(&self, op: Op) -> bool {
-        match self.lazy.push(op) {
-            Some(signal) => self.tx.send(signal).is_ok(),
-            None => true,
+    /// Queues a write nobody waits on. When the writer has stopped (a signal cannot be
+    /// delivered), what the queue holds is dropped and counted in an error, so it cannot
+    /// grow without bound.
+    fn send_lazy(&self, op: Op) {
+        if let Some(signal) = self.lazy.push(op)
+            && self.tx.send(signal).is_err()
+        {
+            let dropped = self.lazy.take().len();
+            tracing::error!(
+                dropped,
+                "journal writer stopped: queued audit records and state writes were dropped"
+            );
         }
     }
 }
@@ -255,9 +262,7 @@ impl Store for SqliteJournal {
     }
 
     fn append_later(&self, audit: AuditRecord) {
-        if !self.send_lazy(Op::Append(Box::new(audit), None)) {
-            tracing::error!("journal writer stopped: an audit record was dropped");
-        }
+        self.send_lazy(Op::Append(Box::new(audit), None));
     }
 
     fn trip(&self, stop: HardStop, audit: AuditRecord) -> Ack<()> {
@@ -385,9 +390,7 @@ impl Store for SqliteJournal {
     }
 
     fn put(&self, key: &str, value: Vec<u8>) {
-        if !self.send_lazy(Op::Put(key.to_string(), value)) {
-            tracing::error!("journal writer stopped: a state write was dropped");
-        }
+        self.send_lazy(Op::Put(key.to_string(), value));
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, JournalError> {

@@ -16,6 +16,8 @@ mod batch;
 mod op;
 mod retention;
 
+#[cfg(test)]
+pub(super) use op::LAZY_BATCH;
 pub(super) use op::{LazyQueue, Op};
 
 /// The writer thread's state: its connection and the chain head.

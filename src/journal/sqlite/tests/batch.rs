@@ -133,3 +133,24 @@ async fn queued_lazy_writes_are_committed_when_the_journal_closes() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn lazy_writes_to_a_stopped_writer_are_dropped_not_hoarded() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    drop(rx);
+    let (stop, _stopped) = std::sync::mpsc::channel();
+    let j = SqliteJournal {
+        path: PathBuf::new(),
+        tx,
+        lazy: Default::default(),
+        readers: Mutex::new(Vec::new()),
+        stats: Default::default(),
+        feed: Default::default(),
+        _stop_checkpoints: stop,
+    };
+    for i in 0..1000 {
+        j.append_later(record("a", &format!("t{i}")));
+        j.put("k", Vec::new());
+    }
+    assert!(j.lazy.take().len() < crate::journal::sqlite::writer::LAZY_BATCH);
+}

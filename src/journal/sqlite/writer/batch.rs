@@ -295,8 +295,15 @@ mod tests {
             assert!(q.push(lazy()).is_none());
         }
         assert!(matches!(q.push(lazy()), Some(Op::Full)));
+        for _ in 1..LAZY_BATCH {
+            assert!(q.push(lazy()).is_none());
+        }
+        assert!(
+            matches!(q.push(lazy()), Some(Op::Full)),
+            "again at every multiple, so a stopped writer is noticed"
+        );
         assert!(q.push(lazy()).is_none());
-        assert_eq!(q.take().len(), LAZY_BATCH + 1);
+        assert_eq!(q.take().len(), 2 * LAZY_BATCH + 1);
         assert!(matches!(q.push(lazy()), Some(Op::Nudge)), "empty again");
     }
 

@@ -133,8 +133,10 @@ pub(in crate::journal::sqlite) fn answer(op: Op, result: Result<Done, JournalErr
 pub(in crate::journal::sqlite) const LAZY_BATCH: usize = 64;
 
 /// Lazy writes (see [`Op::is_lazy`]), queued without waking the writer for each one: the
-/// first write into an empty queue sends one [`Op::Nudge`], the [`LAZY_BATCH`]-th one an
-/// [`Op::Full`], and the writer takes the whole queue when it next commits.
+/// first write into an empty queue sends one [`Op::Nudge`], every [`LAZY_BATCH`]-th one an
+/// [`Op::Full`], and the writer takes the whole queue when it next commits. (Signalling at
+/// every multiple, not only the first, is how a stopped writer is noticed: the queue never
+/// holds more than one batch unsignalled.)
 #[derive(Default)]
 pub(in crate::journal::sqlite) struct LazyQueue(Mutex<Vec<Op>>);
 
@@ -145,7 +147,7 @@ impl LazyQueue {
         q.push(op);
         match q.len() {
             1 => Some(Op::Nudge),
-            LAZY_BATCH => Some(Op::Full),
+            n if n % LAZY_BATCH == 0 => Some(Op::Full),
             _ => None,
         }
     }
