@@ -106,8 +106,7 @@ async fn exports_agree_verify_isolate_tenants_and_catch_tampering() {
     call(&cb, "a__publish_post", post("b-1", "again"), key("kb2"))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let stored = gw.audit_records();
+    let stored = gw.audit_records_when(|r| r.len() >= 6).await;
     assert!(stored.len() >= 6, "{stored:#?}");
     let data = gw.path("data");
     let data = data.to_str().unwrap();

@@ -191,6 +191,22 @@ impl Gateway {
             .collect()
     }
 
+    /// The audit records once `done` holds for them, or after 10 s whatever they are: a
+    /// read-only call's record is committed within ~50 ms of its answer, not before it.
+    pub async fn audit_records_when(
+        &self,
+        done: impl Fn(&[toolgate::journal::AuditRecord]) -> bool,
+    ) -> Vec<toolgate::journal::AuditRecord> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let records = self.audit_records();
+            if done(&records) || std::time::Instant::now() > deadline {
+                return records;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
