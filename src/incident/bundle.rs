@@ -314,16 +314,6 @@ fn wanted(list: &Option<Vec<String>>, v: Option<&str>, none_ok: bool) -> bool {
     }
 }
 
-fn failure_key(r: &AuditRecord) -> String {
-    let class = r.failure_class.map(|c| c.as_str()).unwrap_or("failed");
-    let detail: String = r.reason.as_deref().unwrap_or("").chars().take(80).collect();
-    if detail.is_empty() {
-        class.to_string()
-    } else {
-        format!("{class}: {detail}")
-    }
-}
-
 /// Streams the window's audit records and runner events that `plan` selects, in seq order,
 /// in one read transaction. Aggregates count every match; the entries stop at the limit.
 pub fn collect(conn: &Connection, plan: &Plan) -> Result<Collected, JournalError> {
@@ -382,7 +372,7 @@ pub fn collect(conn: &Connection, plan: &Plan) -> Result<Collected, JournalError
                     }
                 }
                 if slot > 0 {
-                    let k = failure_key(&r);
+                    let k = r.failure_summary();
                     if out.reasons.len() < MAX_KEYS || out.reasons.contains_key(&k) {
                         *out.reasons.entry(k).or_default() += 1;
                     } else {

@@ -119,6 +119,24 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
+    /// The failure as the status document and incident bundles count it among their top
+    /// reasons: the failure class, then the first 80 characters of the reason.
+    pub fn failure_summary(&self) -> String {
+        let class = self.failure_class.map(|c| c.as_str()).unwrap_or("failed");
+        let detail: String = self
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .take(80)
+            .collect();
+        if detail.is_empty() {
+            class.to_string()
+        } else {
+            format!("{class}: {detail}")
+        }
+    }
+
     /// A record with the required fields; the rest empty.
     pub fn new(id: String, time: String, kind: RecordKind, tool: &str, outcome: Outcome) -> Self {
         Self {

@@ -126,7 +126,7 @@ impl Engine {
                         Err("proof_missing: no proof captured".to_string())
                     }
                     Outcome::Success => Ok(()),
-                    _ => Err(failure_reason(r)),
+                    _ => Err(r.failure_summary()),
                 }),
                 Source::Audit => (r.outcome == Outcome::Success).then(|| {
                     if r.proof_missing {
@@ -254,16 +254,6 @@ impl Engine {
             }
         }
         out
-    }
-}
-
-fn failure_reason(r: &AuditRecord) -> String {
-    let class = r.failure_class.map(|c| c.as_str()).unwrap_or("failed");
-    let detail: String = r.reason.as_deref().unwrap_or("").chars().take(80).collect();
-    if detail.is_empty() {
-        class.to_string()
-    } else {
-        format!("{class}: {detail}")
     }
 }
 
