@@ -248,13 +248,7 @@ fn audit_records_of_every_kind_and_outcome_match_the_schema() {
             | Outcome::Operator => {}
         }
     }
-    let classes = [
-        FailureClass::PolicyBlocked,
-        FailureClass::PlatformRejected,
-        FailureClass::ToolFailure,
-        FailureClass::RunnerFailure,
-        FailureClass::VerificationFailed,
-    ];
+    let classes = ALL_FAILURE_CLASSES;
     let lanes = [Lane::Api, Lane::Browser];
     let actions = [
         Action::Publish,

@@ -44,6 +44,29 @@ use toolgate::journal::{
     AuditRecord, Claim, GENESIS_HASH, HardStop, HardStopKind, Intent, KeyRecord, KeyState, Outcome,
     Proof, RecordKind, Resolution, Settle, Store,
 };
+use toolgate::slo::EventKind;
+
+/// Every runner event type (the contract tests of both the SLO file and the SLI events use
+/// it); `slo::enums` matches on each so a new type fails to compile until it is listed.
+const ALL_EVENT_KINDS: [EventKind; 7] = [
+    EventKind::JobStarted,
+    EventKind::EpisodeFinished,
+    EventKind::PostVerified,
+    EventKind::InboundVisible,
+    EventKind::AutoReplySent,
+    EventKind::WrongAccountDetected,
+    EventKind::DependencyIncident,
+];
+
+/// Every failure class (audit records and the SLO file's `budget_classes`); `audit` matches on
+/// each so a new class fails to compile until it is listed.
+const ALL_FAILURE_CLASSES: [FailureClass; 5] = [
+    FailureClass::PolicyBlocked,
+    FailureClass::PlatformRejected,
+    FailureClass::ToolFailure,
+    FailureClass::RunnerFailure,
+    FailureClass::VerificationFailed,
+];
 
 const SCHEMAS: [&str; 12] = [
     "gateway-config.schema.json",

@@ -20,17 +20,6 @@ const ALL_SOURCES: [Source; 4] = [
     Source::Event,
 ];
 
-/// Every runner event type; the match makes a new one fail to compile until it is listed.
-const ALL_EVENT_KINDS: [EventKind; 7] = [
-    EventKind::JobStarted,
-    EventKind::EpisodeFinished,
-    EventKind::PostVerified,
-    EventKind::InboundVisible,
-    EventKind::AutoReplySent,
-    EventKind::WrongAccountDetected,
-    EventKind::DependencyIncident,
-];
-
 #[test]
 fn slo_schema_enums_are_the_parser_enums() {
     for k in ALL_EVENT_KINDS {
@@ -115,13 +104,7 @@ fn slo_schema_enums_are_the_parser_enums() {
         assert_eq!(parse_slos(&text).unwrap().alerts[0].severity, sev);
     }
 
-    let classes = [
-        FailureClass::PolicyBlocked,
-        FailureClass::PlatformRejected,
-        FailureClass::ToolFailure,
-        FailureClass::RunnerFailure,
-        FailureClass::VerificationFailed,
-    ];
+    let classes = ALL_FAILURE_CLASSES;
     assert_eq!(
         schema_enum(SLOS, "/$defs/budget_classes/items"),
         names(classes.iter().map(wire).collect()),
