@@ -22,6 +22,9 @@ const MAX_BATCH: usize = 1024;
 /// export or a waited-on write commits them first).
 const LINGER: Duration = Duration::from_millis(50);
 
+/// A batch nobody waits on gives up the CPU this often: see [`Writer::transaction`].
+const LAZY_SLICE: Duration = Duration::from_micros(50);
+
 impl Writer {
     pub(in crate::journal::sqlite) fn run(mut self, rx: Receiver<Op>, lazy: Arc<LazyQueue>) {
         let mut batch: Vec<Op> = Vec::with_capacity(MAX_BATCH);
@@ -105,6 +108,13 @@ impl Writer {
 
     /// One transaction over `batch`: each op's result, or `None` when an op failed outside
     /// `careful` mode (the transaction is then rolled back).
+    ///
+    /// A batch nobody waits on (read-only calls' records: 64 of them take ~1 ms) yields the
+    /// CPU every [`LAZY_SLICE`]. On a small machine the scheduler lets a running thread
+    /// finish its slice (~1.5 ms on 2 cores) before a thread it just woke gets the CPU, so a
+    /// call's next step (the gateway's worker, the upstream, the client) could wait out the
+    /// whole batch; yielding hands them the CPU within ~50 µs. (BENCHMARKS.md, session 4:
+    /// this was the journal's share of the p99 of read-only calls at concurrency 1.)
     fn transaction(
         &mut self,
         batch: &[Op],
@@ -119,6 +129,7 @@ impl Writer {
             return Some(batch.iter().map(|_| Err(e.clone())).collect());
         }
         let mut results = Vec::with_capacity(batch.len());
+        let mut slice = Instant::now();
         for op in batch {
             let result = if careful {
                 self.exec_alone(op)
@@ -130,6 +141,10 @@ impl Writer {
                 return None;
             }
             results.push(result);
+            if !durable && slice.elapsed() >= LAZY_SLICE {
+                std::thread::yield_now();
+                slice = Instant::now();
+            }
         }
         let committed = self.sql("COMMIT");
         let ops = batch
