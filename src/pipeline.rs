@@ -191,6 +191,9 @@ impl Pipeline {
         };
         cx.job_id = call_meta.job_id.clone();
         cx.episode_id = call_meta.episode_id.clone();
+        // On every record of this call, refusals before the key gate included, so that a
+        // postmortem can tie a refused attempt to the runner's job and retries.
+        cx.key = call_meta.idempotency_key.clone();
 
         // 2. Binding gate: a quarantined tenant acts on nothing; otherwise the account must be
         //    the caller's own, on the tool's platform.
@@ -219,7 +222,6 @@ impl Pipeline {
             return self.refuse(cx, d).await;
         };
         let fingerprint = idempotency::fingerprint(&cx.tool, &args, &account);
-        cx.key = Some(key.clone());
         cx.fingerprint = Some(fingerprint.clone());
         let stored = match self.journal.key(&cx.tenant, &key) {
             Ok(s) => s,

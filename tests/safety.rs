@@ -280,6 +280,22 @@ async fn wrong_account_is_refused_trips_a_hard_stop_and_quarantines_the_tenant()
             .iter()
             .any(|r| r.tool == "hard_stop.clear" && r.actor.as_deref() == Some("ops@agency"))
     );
+    // Refused before the key gate, the attempts still carry the runner's keys.
+    for (key, reason) in [
+        ("x1", "wrong_account"),
+        ("x2", "tenant_quarantined"),
+        ("y2", "tenant_mismatch"),
+    ] {
+        let r = records
+            .iter()
+            .find(|r| r.idempotency_key.as_deref() == Some(key))
+            .unwrap_or_else(|| panic!("no record with key {key}"));
+        assert!(
+            r.reason.as_deref().is_some_and(|x| x.contains(reason)),
+            "{key}: {:?}",
+            r.reason
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
