@@ -51,6 +51,15 @@ const MIGRATIONS: &[&str] = &[
     "DROP INDEX idempotency_state;
      CREATE INDEX idempotency_dispatching ON idempotency(state) WHERE state = 'dispatching';
      CREATE INDEX idempotency_in_doubt ON idempotency(state) WHERE state = 'in_doubt';",
+    // 4: fewer pages per durable write (each is a WAL frame, BENCHMARKS.md session 4). A
+    // settled key's stored result (hundreds of bytes) goes to an append-only table instead of
+    // growing the key's row, which split leaves of `idempotency` on nearly every settle; and
+    // retention finds old keys by creation time, an index no settle rewrites. Rows settled
+    // before keep their result inline (`result`), read as before.
+    "CREATE TABLE idempotency_result (id INTEGER PRIMARY KEY, result TEXT NOT NULL);
+     ALTER TABLE idempotency ADD COLUMN result_id INTEGER;
+     CREATE INDEX idempotency_created ON idempotency(created_ms);
+     DROP INDEX idempotency_updated;",
 ];
 
 /// The local SQLite journal.
@@ -220,17 +229,24 @@ pub(super) fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord>
     })
 }
 
-pub(super) const KEY_COLUMNS: &str =
-    "tenant, key, fingerprint, tool, account, state, attempt, result, audit_id, updated_ms";
+/// Reads keys as [`key_from_row`] expects them, with their stored result (inline in rows
+/// settled before migration 4, else in `idempotency_result`); add a `WHERE` on `i`.
+///
+/// A subquery, not a `LEFT JOIN`: SQLite (built with STAT4) re-prepares the join form on
+/// every run with new parameter values, which cost more than the lookup itself.
+pub(super) const KEY_SELECT: &str =
+    "SELECT i.tenant, i.key, i.fingerprint, i.tool, i.account, i.state, i.attempt,
+            coalesce(i.result, (SELECT r.result FROM idempotency_result r WHERE r.id = i.result_id)),
+            i.audit_id, i.updated_ms
+     FROM idempotency i";
 
 pub(super) fn load_key(
     conn: &Connection,
     tenant: &str,
     key: &str,
 ) -> Result<Option<KeyRecord>, JournalError> {
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT {KEY_COLUMNS} FROM idempotency WHERE tenant = ?1 AND key = ?2"
-    ))?;
+    let mut st =
+        conn.prepare_cached(&format!("{KEY_SELECT} WHERE i.tenant = ?1 AND i.key = ?2"))?;
     Ok(st
         .query_row(params![tenant, key], key_from_row)
         .optional()?)

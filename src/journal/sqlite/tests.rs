@@ -293,6 +293,109 @@ async fn pruning_keeps_recent_and_unsettled_keys() {
 }
 
 #[tokio::test]
+async fn stored_results_live_outside_the_key_row_and_go_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = SqliteJournal::open(dir.path(), 0).unwrap();
+    let raw = Connection::open(dir.path().join("journal.db")).unwrap();
+    let results = || -> i64 {
+        raw.query_row("SELECT count(*) FROM idempotency_result", [], |r| r.get(0))
+            .unwrap()
+    };
+    let ok = serde_json::json!({"result": {"content": [], "structuredContent": {"id": "p1"}}});
+    j.claim(intent("k1", "f")).await.unwrap();
+    j.settle(settle("k1", KeyState::Succeeded, Some(ok.clone())))
+        .await
+        .unwrap();
+    assert_eq!(j.key("a", "k1").unwrap().unwrap().result, Some(ok.clone()));
+    let inline: Option<String> = raw
+        .query_row("SELECT result FROM idempotency WHERE key = 'k1'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!((inline, results()), (None, 1), "out of the key's row");
+
+    // A key settled before migration 4 keeps its result inline and reads the same.
+    raw.execute(
+        "INSERT INTO idempotency (tenant, key, fingerprint, tool, state, attempt, result, created_ms, updated_ms)
+         VALUES ('a', 'legacy', 'f', 't', 'failed_retryable', 1, ?1, 1000, 1000)",
+        [ok.to_string()],
+    )
+    .unwrap();
+    assert_eq!(
+        j.key("a", "legacy").unwrap().unwrap().result,
+        Some(ok.clone())
+    );
+    // A retry drops the failed attempt's result, wherever it was; its settle stores the new one.
+    let err = serde_json::json!({"result": {"content": [], "isError": true}});
+    j.claim(intent("k2", "f")).await.unwrap();
+    j.settle(settle("k2", KeyState::FailedRetryable, Some(err)))
+        .await
+        .unwrap();
+    assert_eq!(results(), 2);
+    for k in ["legacy", "k2"] {
+        assert_eq!(
+            j.claim(intent(k, "f")).await.unwrap(),
+            Claim::Claimed { attempt: 2 }
+        );
+        assert_eq!(j.key("a", k).unwrap().unwrap().result, None, "{k}");
+    }
+    assert_eq!(results(), 1);
+    j.settle(settle("k2", KeyState::Succeeded, Some(ok.clone())))
+        .await
+        .unwrap();
+    assert_eq!(j.key("a", "k2").unwrap().unwrap().result, Some(ok));
+    // Pruning a key deletes its result.
+    assert_eq!(results(), 2);
+    assert_eq!(j.prune_keys(5_000).await.unwrap(), 2, "k1 and k2");
+    assert_eq!(results(), 0);
+}
+
+#[test]
+fn key_lookups_stay_prepared() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = SqliteJournal::open(dir.path(), 0).unwrap();
+    drop(j);
+    let conn = open_conn(&dir.path().join("journal.db")).unwrap();
+    for key in ["k1", "k2", "k3"] {
+        load_key(&conn, "a", key).unwrap();
+    }
+    let st = conn
+        .prepare_cached(&format!("{KEY_SELECT} WHERE i.tenant = ?1 AND i.key = ?2"))
+        .unwrap();
+    assert_eq!(
+        st.get_status(rusqlite::StatementStatus::RePrepare),
+        0,
+        "re-prepared on every lookup: a parse per call"
+    );
+}
+
+#[tokio::test]
+async fn a_version_3_journal_upgrades_with_its_keys_and_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = serde_json::json!({"result": {"content": [], "structuredContent": {"id": "p1"}}});
+    {
+        let mut conn = open_conn(&dir.path().join("journal.db")).unwrap();
+        for (i, sql) in MIGRATIONS[..3].iter().enumerate() {
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(sql).unwrap();
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        conn.execute(
+            "INSERT INTO idempotency (tenant, key, fingerprint, tool, state, attempt, result, created_ms, updated_ms)
+             VALUES ('a', 'old', 'f', 't', 'succeeded', 1, ?1, 1000, 1000)",
+            [ok.to_string()],
+        )
+        .unwrap();
+    }
+    let (j, _) = SqliteJournal::open(dir.path(), 0).unwrap();
+    let k = j.key("a", "old").unwrap().unwrap();
+    assert_eq!((k.state, k.result), (KeyState::Succeeded, Some(ok)));
+    assert_eq!(j.prune_keys(5_000).await.unwrap(), 1);
+}
+
+#[tokio::test]
 async fn open_keys_have_partial_indexes_and_recovery_uses_them() {
     let dir = tempfile::tempdir().unwrap();
     let (j, _) = SqliteJournal::open(dir.path(), 0).unwrap();
@@ -305,10 +408,9 @@ async fn open_keys_have_partial_indexes_and_recovery_uses_them() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert!(
-        !indexes.contains(&"idempotency_state".to_string()),
-        "{indexes:?}"
-    );
+    for gone in ["idempotency_state", "idempotency_updated"] {
+        assert!(!indexes.contains(&gone.to_string()), "{indexes:?}");
+    }
     for (query, index) in [
         (
             "SELECT * FROM idempotency WHERE state = 'dispatching'",
@@ -317,6 +419,10 @@ async fn open_keys_have_partial_indexes_and_recovery_uses_them() {
         (
             "SELECT count(*) FROM idempotency WHERE state = 'in_doubt'",
             "idempotency_in_doubt",
+        ),
+        (
+            "DELETE FROM idempotency WHERE created_ms < 5 AND updated_ms < 5 AND state = 'succeeded'",
+            "idempotency_created",
         ),
     ] {
         let plan: String = conn

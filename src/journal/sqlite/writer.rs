@@ -4,7 +4,7 @@ use crate::journal::{Committed, Feed, StoredEvent};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use super::{KEY_COLUMNS, Recovery, WriterStats, key_from_row, load_key, stop_from_json};
+use super::{KEY_SELECT, Recovery, WriterStats, key_from_row, load_key, stop_from_json};
 use crate::call::FailureClass;
 use crate::clock::{Millis, rfc3339};
 use crate::journal::record::{AuditRecord, GENESIS_HASH, Outcome, RecordKind};
@@ -65,9 +65,9 @@ impl Writer {
         // Recovery records are read back from the table by subscribers; nothing to publish.
         let _ = std::mem::take(&mut self.out);
         let interrupted: Vec<KeyRecord> = {
-            let mut st = self.conn.prepare(&format!(
-                "SELECT {KEY_COLUMNS} FROM idempotency WHERE state = 'dispatching'"
-            ))?;
+            let mut st = self
+                .conn
+                .prepare(&format!("{KEY_SELECT} WHERE i.state = 'dispatching'"))?;
             st.query_map([], key_from_row)?.collect::<Result<_, _>>()?
         };
         if interrupted.is_empty() {
@@ -224,6 +224,8 @@ impl Writer {
             }
             Some(k) if k.state == KeyState::FailedRetryable && k.fingerprint == i.fingerprint => {
                 let attempt = k.attempt + 1;
+                // The failed attempt's result goes; this attempt's replaces it when it settles.
+                self.drop_result(&i.tenant, &i.key)?;
                 self.conn
                     .prepare_cached("UPDATE idempotency SET state = 'dispatching', attempt = ?3, updated_ms = ?4 WHERE tenant = ?1 AND key = ?2")?
                     .execute(params![i.tenant, i.key, attempt, i.now_ms])?;
@@ -233,19 +235,47 @@ impl Writer {
         }
     }
 
+    /// Stores a key's result in `idempotency_result` (appended: the last page, shared by the
+    /// batch); the id for the key's `result_id`.
+    fn store_result(&mut self, result: Option<&Value>) -> Result<Option<i64>, JournalError> {
+        let Some(v) = result else { return Ok(None) };
+        self.conn
+            .prepare_cached("INSERT INTO idempotency_result (result) VALUES (?1)")?
+            .execute([v.to_string()])?;
+        Ok(Some(self.conn.last_insert_rowid()))
+    }
+
+    /// Deletes a key's stored result, wherever it is, before the key gets a new one.
+    fn drop_result(&mut self, tenant: &str, key: &str) -> Result<(), JournalError> {
+        self.conn
+            .prepare_cached(
+                "DELETE FROM idempotency_result WHERE id =
+                 (SELECT result_id FROM idempotency WHERE tenant = ?1 AND key = ?2)",
+            )?
+            .execute(params![tenant, key])?;
+        self.conn
+            .prepare_cached(
+                "UPDATE idempotency SET result = NULL, result_id = NULL
+                 WHERE tenant = ?1 AND key = ?2 AND (result IS NOT NULL OR result_id IS NOT NULL)",
+            )?
+            .execute(params![tenant, key])?;
+        Ok(())
+    }
+
     fn settle(&mut self, s: &Settle) -> Result<(), JournalError> {
-        let result = s.result.as_ref().map(|v| v.to_string());
+        // Only a dispatching key settles, and its result was dropped when it was claimed.
+        let result_id = self.store_result(s.result.as_ref())?;
         let changed = self
             .conn
             .prepare_cached(
-                "UPDATE idempotency SET state = ?3, result = ?4, audit_id = ?5, updated_ms = ?6
+                "UPDATE idempotency SET state = ?3, result_id = ?4, audit_id = ?5, updated_ms = ?6
                  WHERE tenant = ?1 AND key = ?2 AND state = 'dispatching'",
             )?
             .execute(params![
                 s.tenant,
                 s.key,
                 s.state.as_str(),
-                result,
+                result_id,
                 s.audit.id,
                 s.now_ms
             ])?;
@@ -299,12 +329,21 @@ impl Writer {
         Ok(Some(stop))
     }
 
-    /// Deletes settled keys last touched before `before_ms`. Keys in flight or in doubt stay
-    /// until they are settled or resolved, however old.
+    /// Deletes settled keys last touched before `before_ms`, with their stored results. Keys
+    /// in flight or in doubt stay until they are settled or resolved, however old. (Found by
+    /// creation time, which the index has: a key is touched after it is created.)
     fn prune_keys(&mut self, before_ms: Millis) -> Result<u64, JournalError> {
+        const OLD: &str = "created_ms < ?1 AND updated_ms < ?1
+            AND state IN ('succeeded', 'failed_final', 'failed_retryable')";
+        self.conn
+            .prepare_cached(&format!(
+                "DELETE FROM idempotency_result WHERE id IN
+                 (SELECT result_id FROM idempotency WHERE {OLD} AND result_id IS NOT NULL)"
+            ))?
+            .execute([before_ms])?;
         let n = self
             .conn
-            .prepare_cached("DELETE FROM idempotency WHERE updated_ms < ?1 AND state IN ('succeeded', 'failed_final', 'failed_retryable')")?
+            .prepare_cached(&format!("DELETE FROM idempotency WHERE {OLD}"))?
             .execute([before_ms])?;
         Ok(n as u64)
     }
@@ -317,10 +356,11 @@ impl Writer {
                 } else {
                     KeyState::FailedRetryable
                 };
-                let result = r.result.as_ref().map(|v| v.to_string());
+                self.drop_result(&r.tenant, &r.key)?;
+                let result_id = self.store_result(r.result.as_ref())?;
                 self.conn.execute(
-                    "UPDATE idempotency SET state = ?3, result = ?4, audit_id = ?5, updated_ms = ?6 WHERE tenant = ?1 AND key = ?2",
-                    params![r.tenant, r.key, state.as_str(), result, r.audit.id, r.now_ms],
+                    "UPDATE idempotency SET state = ?3, result_id = ?4, audit_id = ?5, updated_ms = ?6 WHERE tenant = ?1 AND key = ?2",
+                    params![r.tenant, r.key, state.as_str(), result_id, r.audit.id, r.now_ms],
                 )?;
                 self.append_record(&r.audit)?;
                 load_key(&self.conn, &r.tenant, &r.key)
