@@ -114,7 +114,9 @@ impl Writer {
     /// finish its slice (~1.5 ms on 2 cores) before a thread it just woke gets the CPU, so a
     /// call's next step (the gateway's worker, the upstream, the client) could wait out the
     /// whole batch; yielding hands them the CPU within ~50 µs. (BENCHMARKS.md, session 4:
-    /// this was the journal's share of the p99 of read-only calls at concurrency 1.)
+    /// this was the journal's share of the p99 of read-only calls at concurrency 1.) Not
+    /// when the batch is over twice [`LAZY_BATCH`](super::op::LAZY_BATCH): under saturation a
+    /// yielding writer fell behind and its queue grew (c16 peak RSS +0.5–4 MiB).
     fn transaction(
         &mut self,
         batch: &[Op],
@@ -130,6 +132,9 @@ impl Writer {
         }
         let mut results = Vec::with_capacity(batch.len());
         let mut slice = Instant::now();
+        // A lazy batch much over its bound means the writer is falling behind: catch up
+        // instead of yielding (the queue, and the memory it holds, would only grow).
+        let yielding = !durable && batch.len() <= 2 * super::op::LAZY_BATCH;
         for op in batch {
             let result = if careful {
                 self.exec_alone(op)
@@ -141,7 +146,7 @@ impl Writer {
                 return None;
             }
             results.push(result);
-            if !durable && slice.elapsed() >= LAZY_SLICE {
+            if yielding && slice.elapsed() >= LAZY_SLICE {
                 std::thread::yield_now();
                 slice = Instant::now();
             }
