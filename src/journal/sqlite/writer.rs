@@ -263,12 +263,13 @@ impl Writer {
     }
 
     fn settle(&mut self, s: &Settle) -> Result<(), JournalError> {
-        // Only a dispatching key settles, and its result was dropped when it was claimed.
+        // Only a dispatching key settles, and a claim dropped any earlier result's row; an
+        // inline one (a row from before migration 4) is cleared here so it can never win.
         let result_id = self.store_result(s.result.as_ref())?;
         let changed = self
             .conn
             .prepare_cached(
-                "UPDATE idempotency SET state = ?3, result_id = ?4, audit_id = ?5, updated_ms = ?6
+                "UPDATE idempotency SET state = ?3, result = NULL, result_id = ?4, audit_id = ?5, updated_ms = ?6
                  WHERE tenant = ?1 AND key = ?2 AND state = 'dispatching'",
             )?
             .execute(params![
@@ -356,10 +357,11 @@ impl Writer {
                 } else {
                     KeyState::FailedRetryable
                 };
-                self.drop_result(&r.tenant, &r.key)?;
+                // An in-doubt key has no result row (its claim dropped any); a row from before
+                // migration 4 may still hold one inline, cleared here.
                 let result_id = self.store_result(r.result.as_ref())?;
                 self.conn.execute(
-                    "UPDATE idempotency SET state = ?3, result_id = ?4, audit_id = ?5, updated_ms = ?6 WHERE tenant = ?1 AND key = ?2",
+                    "UPDATE idempotency SET state = ?3, result = NULL, result_id = ?4, audit_id = ?5, updated_ms = ?6 WHERE tenant = ?1 AND key = ?2",
                     params![r.tenant, r.key, state.as_str(), result_id, r.audit.id, r.now_ms],
                 )?;
                 self.append_record(&r.audit)?;
