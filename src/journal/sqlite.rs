@@ -145,7 +145,7 @@ impl SqliteJournal {
             .name("toolgate-journal".into())
             .spawn(move || writer.run(rx, queue))
             .map_err(|e| JournalError::Storage(format!("cannot start the journal writer: {e}")))?;
-        let stop_checkpoints = schedule.spawn(open_conn(&path)?, wal_full)?;
+        let stop_checkpoints = schedule.spawn(&path, open_conn(&path)?, wal_full)?;
         Ok((
             Self {
                 path,
