@@ -496,11 +496,24 @@ fn validate_upstreams(
                 }
             }
             (None, Some(url)) => {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                // The upstream client speaks plain HTTP only. Refused here, not first at
+                // start-up, where the upstream would just never connect (and never be ready).
+                if url.starts_with("https://") {
                     return c.err(
                         at,
                         format!("{field}.url"),
-                        format!("{url:?} must be an http:// or https:// URL"),
+                        format!(
+                            "{url:?}: https upstreams are not supported yet (toolgate speaks plain \
+                             HTTP to upstreams, meant for tool servers beside it); reach a remote \
+                             one through a local TLS-terminating proxy"
+                        ),
+                    );
+                }
+                if !url.starts_with("http://") {
+                    return c.err(
+                        at,
+                        format!("{field}.url"),
+                        format!("{url:?} must be an http:// URL"),
                     );
                 }
                 if !u.env.is_empty() || u.cwd.is_some() {

@@ -72,6 +72,21 @@ fn cross_field_errors_name_the_field_and_entry() {
 }
 
 #[test]
+fn an_upstream_url_is_plain_http() {
+    let with = |url: &str| parse(&format!("{MINIMAL}  - name: web\n    url: {url}\n"));
+    assert!(with("http://127.0.0.1:9/mcp").is_ok());
+    // Accepted by `check` before, then never connected at run time.
+    let e = with("https://tools.example/mcp").unwrap_err();
+    assert_eq!((e.field.as_str(), e.line), ("upstreams[1].url", 9), "{e}");
+    assert!(
+        e.message.contains("https upstreams are not supported"),
+        "{e}"
+    );
+    let e = with("ftp://tools.example/mcp").unwrap_err();
+    assert!(e.message.contains("must be an http:// URL"), "{e}");
+}
+
+#[test]
 fn account_belongs_to_one_tenant() {
     let text = format!("{MINIMAL}tenants:\n");
     assert!(parse(&text).is_err(), "duplicate key");

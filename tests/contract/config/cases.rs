@@ -13,6 +13,13 @@ pub(super) fn config_rejected_by_both() -> Vec<(&'static str, String)> {
             format!("{BASE}retention: forever\n"),
         ),
         ("zero retention", format!("{BASE}retention: 0d\n")),
+        (
+            "an https upstream (the upstream client speaks plain http)",
+            vary(
+                "command: [docker, run, -i, --rm, mcp/social]",
+                "url: https://tools.example/mcp",
+            ),
+        ),
         ("unknown upstream key", format!("{BASE}    timeuot: 5s\n")),
         (
             "unknown tenant key",
@@ -293,7 +300,7 @@ pub(super) fn config_accepted_by_both() -> Vec<(&'static str, String)> {
             "url upstream with every option",
             vary(
                 "command: [docker, run, -i, --rm, mcp/social]",
-                "url: https://tools.example/mcp\n    env: {}\n    token_env: T\n    max_concurrent_requests: 0\n    required: false\n    prefix: \"\"",
+                "url: http://tools.example/mcp\n    env: {}\n    token_env: T\n    max_concurrent_requests: 0\n    required: false\n    prefix: \"\"",
             ),
         ),
         (
