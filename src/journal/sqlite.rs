@@ -128,7 +128,11 @@ impl SqliteJournal {
         // checkpoint would stall every caller waiting on the writer for a copy and an fsync.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
-        conn.pragma_update(None, "cache_size", -8192)?;
+        // The writer's page cache: 2 MiB holds the pages it rewrites (the right edge of every
+        // b-tree); a missed page is a read from the OS cache. At 8 MiB it filled with pages
+        // never touched again, +6 MiB of resident memory under load for no measurable gain
+        // (BENCHMARKS.md, read-only session 5).
+        conn.pragma_update(None, "cache_size", -2048)?;
         // Every statement the writer runs stays prepared (about 25 of them).
         conn.set_prepared_statement_cache_capacity(64);
         // After `wal_autocheckpoint`, which replaces any WAL hook.
