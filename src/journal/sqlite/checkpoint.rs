@@ -196,6 +196,9 @@ struct Pacer {
 impl Pacer {
     /// From a pass's result (`log`: frames in the WAL, `done`: frames in the database file):
     /// whether to sync the database file (the pass copied pages) and what to do next.
+    /// SQLite has synced it already when no commit landed during the pass, but `log` is the
+    /// WAL's length when the pass began, so the result cannot tell; syncing a clean file
+    /// costs next to nothing.
     fn after_pass(&mut self, log: i64, done: i64) -> (bool, Step) {
         // `done` counts from the start of the WAL, which starts over after a fold.
         let copied = if done >= self.backfilled {
