@@ -224,10 +224,11 @@ impl Writer {
             }
             Some(k) if k.state == KeyState::FailedRetryable && k.fingerprint == i.fingerprint => {
                 let attempt = k.attempt + 1;
-                // The failed attempt's result goes; this attempt's replaces it when it settles.
+                // The failed attempt's result goes (its row here, an inline one or the link in
+                // the same UPDATE); this attempt's replaces it when it settles.
                 self.drop_result(&i.tenant, &i.key)?;
                 self.conn
-                    .prepare_cached("UPDATE idempotency SET state = 'dispatching', attempt = ?3, updated_ms = ?4 WHERE tenant = ?1 AND key = ?2")?
+                    .prepare_cached("UPDATE idempotency SET state = 'dispatching', attempt = ?3, result = NULL, result_id = NULL, updated_ms = ?4 WHERE tenant = ?1 AND key = ?2")?
                     .execute(params![i.tenant, i.key, attempt, i.now_ms])?;
                 Ok(Claim::Claimed { attempt })
             }
@@ -245,18 +246,13 @@ impl Writer {
         Ok(Some(self.conn.last_insert_rowid()))
     }
 
-    /// Deletes a key's stored result, wherever it is, before the key gets a new one.
+    /// Deletes a key's stored result row, before the key gets a new result; the caller's
+    /// UPDATE of the key clears its link (and any inline result from before migration 4).
     fn drop_result(&mut self, tenant: &str, key: &str) -> Result<(), JournalError> {
         self.conn
             .prepare_cached(
                 "DELETE FROM idempotency_result WHERE id =
                  (SELECT result_id FROM idempotency WHERE tenant = ?1 AND key = ?2)",
-            )?
-            .execute(params![tenant, key])?;
-        self.conn
-            .prepare_cached(
-                "UPDATE idempotency SET result = NULL, result_id = NULL
-                 WHERE tenant = ?1 AND key = ?2 AND (result IS NOT NULL OR result_id IS NOT NULL)",
             )?
             .execute(params![tenant, key])?;
         Ok(())
