@@ -269,7 +269,7 @@ pub fn hash_at(conn: &Connection, seq: u64) -> Result<Option<String>, JournalErr
 pub fn chain_start(conn: &Connection) -> Result<(u64, String), JournalError> {
     let first = conn
         .query_row(
-            "SELECT seq, prev_hash FROM audit ORDER BY seq LIMIT 1",
+            "SELECT seq, json_extract(record, '$.prev_hash') FROM audit ORDER BY seq LIMIT 1",
             [],
             |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
         )
@@ -303,13 +303,22 @@ pub fn export(
     if let Some(t) = to {
         cond(&mut sql, "time_ms", "<", t.into());
     }
+    // Only `tenant` is a column (indexed with time); the other fields are read from the
+    // sealed record, which the row no longer copies (schema 5): a filtered export parses
+    // each row it scans, an unfiltered one does not.
     for (col, v) in [
         ("tenant", &filters.tenant),
-        ("platform", &filters.platform),
-        ("account", &filters.account),
-        ("outcome", &filters.outcome),
-        ("failure_class", &filters.failure_class),
-        ("idempotency_key", &filters.idempotency_key),
+        ("json_extract(record, '$.platform')", &filters.platform),
+        ("json_extract(record, '$.account')", &filters.account),
+        ("json_extract(record, '$.outcome')", &filters.outcome),
+        (
+            "json_extract(record, '$.failure_class')",
+            &filters.failure_class,
+        ),
+        (
+            "json_extract(record, '$.idempotency_key')",
+            &filters.idempotency_key,
+        ),
     ] {
         if let Some(v) = v {
             cond(&mut sql, col, "=", v.clone().into());

@@ -33,6 +33,17 @@ pub enum RecordKind {
     Recovery,
 }
 
+impl RecordKind {
+    /// The serialised name (as stored in the journal's `kind` column).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Call => "call",
+            Self::Operator => "operator",
+            Self::Recovery => "recovery",
+        }
+    }
+}
+
 /// How a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -313,6 +324,13 @@ mod tests {
             Outcome::Operator,
         ] {
             assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
+    }
+
+    #[test]
+    fn kind_names_are_the_serialised_ones() {
+        for k in [RecordKind::Call, RecordKind::Operator, RecordKind::Recovery] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
         }
     }
 

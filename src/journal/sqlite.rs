@@ -60,6 +60,23 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE idempotency ADD COLUMN result_id INTEGER;
      CREATE INDEX idempotency_created ON idempotency(created_ms);
      DROP INDEX idempotency_updated;",
+    // 5: a leaner audit row (BENCHMARKS.md session 6). Every call writes one, read-only ones
+    // included, so its bytes are most of what the writer and the checkpointer copy. The
+    // sealed `record` already holds every field: the row keeps beside it only what a query
+    // seeks or orders on (seq, time, tenant) and what a reader wants without parsing (kind,
+    // hash). Gone: nine copies of record fields, `prev_hash`, and the `id` UNIQUE index,
+    // which no query ever searched. Operator records (retention anchors) get a partial
+    // index that call records never touch.
+    "CREATE TABLE audit_v5 (
+        seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, kind TEXT NOT NULL, tenant TEXT,
+        record TEXT NOT NULL, hash TEXT NOT NULL);
+     INSERT INTO audit_v5 (seq, time_ms, kind, tenant, record, hash)
+        SELECT seq, time_ms, kind, tenant, record, hash FROM audit ORDER BY seq;
+     DROP TABLE audit;
+     ALTER TABLE audit_v5 RENAME TO audit;
+     CREATE INDEX audit_time ON audit(time_ms);
+     CREATE INDEX audit_tenant_time ON audit(tenant, time_ms);
+     CREATE INDEX audit_operator ON audit(seq) WHERE kind = 'operator';",
 ];
 
 /// The local SQLite journal.
@@ -99,7 +116,8 @@ fn open_conn(path: &Path) -> Result<Connection, JournalError> {
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), JournalError> {
+/// Brings the schema to the latest version (a fresh file gets every step).
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), JournalError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let version = version.max(0) as usize;
     if version > MIGRATIONS.len() {
@@ -109,10 +127,21 @@ fn migrate(conn: &mut Connection) -> Result<(), JournalError> {
         )));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let started = std::time::Instant::now();
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
+        // A fresh journal runs every step in microseconds; an upgrade that rewrites a big
+        // table (5 copies the audit rows) takes seconds, and an operator should see why.
+        if version > 0 {
+            tracing::info!(
+                from = i,
+                to = i + 1,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "journal schema upgraded"
+            );
+        }
     }
     Ok(())
 }
@@ -337,9 +366,15 @@ impl Store for SqliteJournal {
     ) -> Result<Vec<Dispatch>, JournalError> {
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT account, action, target, time_ms FROM audit
-                 WHERE time_ms >= ?1 AND side_effect = 1 AND kind = 'call' AND target IS NOT NULL
-                   AND account IS NOT NULL AND outcome IN ('success', 'error_result', 'in_doubt')
+                // Read from the sealed record: schema 5 keeps no copies of these fields.
+                "SELECT account, action, target, time_ms FROM (
+                   SELECT record ->> '$.account' AS account, record ->> '$.action' AS action,
+                          record ->> '$.target' AS target, time_ms, seq,
+                          record ->> '$.side_effect' AS side_effect,
+                          record ->> '$.outcome' AS outcome
+                     FROM audit WHERE time_ms >= ?1 AND kind = 'call')
+                 WHERE side_effect = 1 AND target IS NOT NULL AND account IS NOT NULL
+                   AND action IS NOT NULL AND outcome IN ('success', 'error_result', 'in_doubt')
                  ORDER BY seq",
             )?;
             let rows = st.query_map([since_ms], |r| {

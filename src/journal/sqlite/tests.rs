@@ -456,6 +456,7 @@ async fn the_checkpointer_folds_the_wal_into_the_database_file() {
 
 mod batch;
 mod retention;
+mod schema;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wal_starts_over_under_sustained_writes() {

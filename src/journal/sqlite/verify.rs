@@ -15,11 +15,12 @@ use crate::journal::{ChainBreak, JournalError, VerifyReport};
 pub fn expected_start(
     conn: &Connection,
 ) -> Result<Result<(u64, String), ChainBreak>, JournalError> {
-    // Scans back from the head: the latest prune record is recent (it is written after the
-    // records it deletes), so this stops early.
+    // Walks the operator records' partial index back from the head: the latest prune record
+    // is recent (it is written after the records it deletes), so this stops early.
     let latest: Option<(i64, String)> = conn
         .query_row(
-            "SELECT seq, record FROM audit WHERE kind = 'operator' AND tool = ?1
+            "SELECT seq, record FROM audit
+             WHERE kind = 'operator' AND json_extract(record, '$.tool') = ?1
              ORDER BY seq DESC LIMIT 1",
             [PRUNE_TOOL],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -59,11 +60,10 @@ enum Col {
     Bad(JournalError),
 }
 
-/// One row: `seq` and the text columns `tenant, outcome, idempotency_key, record, hash`
-/// (query columns 1 to 5).
+/// One row: `seq` and the text columns `tenant, kind, record, hash` (query columns 1 to 4).
 struct RowData {
     seq: i64,
-    cols: [Col; 5],
+    cols: [Col; 4],
 }
 
 /// Owned copies of consecutive rows; `end` is an error that stopped the reader after them.
@@ -94,7 +94,7 @@ impl Batch {
             Ok(Err(e)) => Col::Bad(JournalError::Corrupt(format!("audit column {i}: {e}"))),
             Err(e) => Col::Bad(e.into()),
         };
-        let cols = [col(1), col(2), col(3), col(4), col(5)];
+        let cols = [col(1), col(2), col(3), col(4)];
         self.rows.push(RowData { seq, cols });
         Ok(())
     }
@@ -107,7 +107,7 @@ struct RowView<'a> {
 }
 
 impl<'a> RowView<'a> {
-    /// Column `i` (1 to 5) as text without copying it (`None` for NULL).
+    /// Column `i` (1 to 4) as text without copying it (`None` for NULL).
     fn text(&self, i: usize) -> Result<Option<&'a str>, JournalError> {
         match &self.row.cols[i - 1] {
             Col::Null => Ok(None),
@@ -141,9 +141,8 @@ fn slow(
     };
     if rec.seq != seq as u64
         || row.text(1)? != rec.tenant.as_deref()
-        || row.text(2)? != Some(rec.outcome.as_str())
-        || row.text(3)? != rec.idempotency_key.as_deref()
-        || row.text(5)? != Some(rec.hash.as_str())
+        || row.text(2)? != Some(rec.kind.as_str())
+        || row.text(4)? != Some(rec.hash.as_str())
     {
         return Ok(Err("indexed columns disagree with the sealed record".into()));
     }
@@ -184,9 +183,7 @@ pub(super) fn verify_batched(
             });
         }
     };
-    let mut st = tx.prepare(
-        "SELECT seq, tenant, outcome, idempotency_key, record, hash FROM audit ORDER BY seq",
-    )?;
+    let mut st = tx.prepare("SELECT seq, tenant, kind, record, hash FROM audit ORDER BY seq")?;
     let mut rows = st.query([])?;
     let (full_tx, full_rx) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
     let (free_tx, free_rx) = channel::<Batch>();
@@ -297,15 +294,14 @@ impl Checker {
     /// Checks one row; `Some` says why it breaks the chain.
     fn row(&mut self, row: &RowView<'_>) -> Result<Option<String>, JournalError> {
         let seq = row.row.seq;
-        let text = row.text(4)?.unwrap_or_default();
+        let text = row.text(3)?.unwrap_or_default();
         // Fast path: the stored serialisation read in place, sealed, columns agreeing.
         let fast = scan(text, 1, &mut self.buf).filter(|s| {
             s.sealed
                 && s.seq == seq as u64
                 && same(row.text_col(1), s.tenant)
-                && same(row.text_col(2), s.outcome)
-                && same(row.text_col(3), s.idempotency_key)
-                && row.text_col(5) == Some(s.hash)
+                && same(row.text_col(2), s.kind)
+                && row.text_col(4) == Some(s.hash)
         });
         let (rec_seq, prev_hash, hash) = match fast {
             Some(s) => (s.seq, s.prev_hash, s.hash.to_string()),

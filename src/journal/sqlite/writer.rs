@@ -138,31 +138,16 @@ impl Writer {
         r.seal(*last_seq + 1, last_hash);
         let text = serde_json::to_string(&r).map_err(|e| JournalError::Storage(e.to_string()))?;
         let time_ms = crate::clock::parse_rfc3339(&r.time).unwrap_or(0);
-        // Enum columns hold the same strings the record's JSON uses.
-        let enum_str = |v: Value| v.as_str().map(String::from);
         let mut st = conn.prepare_cached(
-            "INSERT INTO audit (seq, id, time_ms, kind, tenant, account, platform, action, target, tool,
-                side_effect, outcome, failure_class, idempotency_key, record, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            "INSERT INTO audit (seq, time_ms, kind, tenant, record, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         st.execute(params![
             r.seq as i64,
-            r.id,
             time_ms,
-            enum_str(serde_json::to_value(r.kind).unwrap_or_default()),
+            r.kind.as_str(),
             r.tenant,
-            r.account,
-            r.platform,
-            r.action
-                .and_then(|a| enum_str(serde_json::to_value(a).unwrap_or_default())),
-            r.target,
-            r.tool,
-            r.side_effect,
-            enum_str(serde_json::to_value(r.outcome).unwrap_or_default()),
-            r.failure_class.map(|f| f.as_str()),
-            r.idempotency_key,
             text,
-            r.prev_hash,
             r.hash,
         ])?;
         *last_seq = r.seq;
