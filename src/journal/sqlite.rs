@@ -64,8 +64,11 @@ const MIGRATIONS: &[&str] = &[
     // included, so its bytes are most of what the writer and the checkpointer copy. The
     // sealed `record` already holds every field: the row keeps beside it only what a query
     // seeks or orders on (seq, time, tenant) and what a reader wants without parsing (kind,
-    // hash). Gone: nine copies of record fields, `prev_hash`, and the `id` UNIQUE index,
-    // which no query ever searched. Operator records (retention anchors) get a partial
+    // hash). Gone: nine copies of record fields, `prev_hash`, the `id` UNIQUE index, which
+    // no query ever searched, and the (tenant, time) index: one index fewer is one page
+    // fewer per commit. A tenant's bundle, or export with a time window, finds the window
+    // by `audit_time` and filters the tenant; a tenant's export without a window reads every
+    // row, as an unfiltered export does. Operator records (retention anchors) get a partial
     // index that call records never touch.
     "CREATE TABLE audit_v5 (
         seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, kind TEXT NOT NULL, tenant TEXT,
@@ -75,7 +78,6 @@ const MIGRATIONS: &[&str] = &[
      DROP TABLE audit;
      ALTER TABLE audit_v5 RENAME TO audit;
      CREATE INDEX audit_time ON audit(time_ms);
-     CREATE INDEX audit_tenant_time ON audit(tenant, time_ms);
      CREATE INDEX audit_operator ON audit(seq) WHERE kind = 'operator';",
 ];
 
