@@ -401,13 +401,10 @@ async fn open_keys_have_partial_indexes_and_recovery_uses_them() {
     let (j, _) = SqliteJournal::open(dir.path(), 0).unwrap();
     drop(j);
     let conn = Connection::open(dir.path().join("journal.db")).unwrap();
-    let indexes: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_index_list('idempotency') ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let indexes = names(
+        &conn,
+        "SELECT name FROM pragma_index_list('idempotency') ORDER BY name",
+    );
     for gone in ["idempotency_state", "idempotency_updated"] {
         assert!(!indexes.contains(&gone.to_string()), "{indexes:?}");
     }
@@ -425,11 +422,30 @@ async fn open_keys_have_partial_indexes_and_recovery_uses_them() {
             "idempotency_created",
         ),
     ] {
-        let plan: String = conn
-            .query_row(&format!("EXPLAIN QUERY PLAN {query}"), [], |r| r.get(3))
-            .unwrap();
-        assert!(plan.contains(index), "{query}: {plan}");
+        assert_plan_uses(&conn, query, index);
     }
+}
+
+/// The first column of every row of `sql`, as text.
+fn names(conn: &Connection, sql: &str) -> Vec<String> {
+    conn.prepare(sql)
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Asserts that SQLite plans `query` (its parameters bound to NULL) with `index`.
+fn assert_plan_uses(conn: &Connection, query: &str, index: &str) {
+    let mut st = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
+        .unwrap();
+    let nulls = vec![rusqlite::types::Null; st.parameter_count()];
+    let plan: String = st
+        .query_row(rusqlite::params_from_iter(nulls), |r| r.get(3))
+        .unwrap();
+    assert!(plan.contains(index), "{query}: {plan}");
 }
 
 #[tokio::test]

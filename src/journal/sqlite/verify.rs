@@ -8,6 +8,12 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::journal::record::{AuditRecord, GENESIS_HASH, PRUNE_TOOL, Scanned, scan};
 use crate::journal::{ChainBreak, JournalError, VerifyReport};
 
+/// The latest operator record of one action (`?1`), found through the operator records'
+/// partial index.
+pub(super) const LATEST_OPERATOR_RECORD: &str = "SELECT seq, record FROM audit
+     WHERE kind = 'operator' AND json_extract(record, '$.tool') = ?1
+     ORDER BY seq DESC LIMIT 1";
+
 /// Where a stored chain must start: `(first seq, its prev_hash)`. Without pruning that is
 /// `(1, genesis)`; after retention, the latest [`PRUNE_TOOL`] record names the deleted
 /// prefix's head `SEQ:HASH`, so the chain must start at `SEQ + 1` linking to `HASH`.
@@ -18,13 +24,9 @@ pub fn expected_start(
     // Walks the operator records' partial index back from the head: the latest prune record
     // is recent (it is written after the records it deletes), so this stops early.
     let latest: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT seq, record FROM audit
-             WHERE kind = 'operator' AND json_extract(record, '$.tool') = ?1
-             ORDER BY seq DESC LIMIT 1",
-            [PRUNE_TOOL],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row(LATEST_OPERATOR_RECORD, [PRUNE_TOOL], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     let Some((seq, text)) = latest else {
         return Ok(Ok((1, GENESIS_HASH.to_string())));
