@@ -120,6 +120,12 @@ fn open_conn(path: &Path) -> Result<Connection, JournalError> {
 
 /// Brings the schema to the latest version (a fresh file gets every step).
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), JournalError> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// Applies the migrations after the file's version up to `target` (tests build old
+/// journals with it).
+fn migrate_to(conn: &mut Connection, target: usize) -> Result<(), JournalError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let version = version.max(0) as usize;
     if version > MIGRATIONS.len() {
@@ -128,7 +134,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), JournalError> {
             MIGRATIONS.len()
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+    for (i, sql) in MIGRATIONS[..target].iter().enumerate().skip(version) {
         let started = std::time::Instant::now();
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;

@@ -375,13 +375,7 @@ async fn a_version_3_journal_upgrades_with_its_keys_and_results() {
     let ok = serde_json::json!({"result": {"content": [], "structuredContent": {"id": "p1"}}});
     {
         let mut conn = open_conn(&dir.path().join("journal.db")).unwrap();
-        for (i, sql) in MIGRATIONS[..3].iter().enumerate() {
-            let tx = conn.transaction().unwrap();
-            tx.execute_batch(sql).unwrap();
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .unwrap();
-            tx.commit().unwrap();
-        }
+        migrate_to(&mut conn, 3).unwrap();
         conn.execute(
             "INSERT INTO idempotency (tenant, key, fingerprint, tool, state, attempt, result, created_ms, updated_ms)
              VALUES ('a', 'old', 'f', 't', 'succeeded', 1, ?1, 1000, 1000)",

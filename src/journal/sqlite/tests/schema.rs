@@ -31,13 +31,7 @@ async fn a_version_4_journal_keeps_its_pruned_chain_through_the_rebuild() {
     let chain = old_chain();
     {
         let mut conn = open_conn(&dir.path().join("journal.db")).unwrap();
-        for (i, sql) in MIGRATIONS[..4].iter().enumerate() {
-            let tx = conn.transaction().unwrap();
-            tx.execute_batch(sql).unwrap();
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .unwrap();
-            tx.commit().unwrap();
-        }
+        migrate_to(&mut conn, 4).unwrap();
         // Schema 4's row, as that version's writer filled it; records 1 and 2 are already
         // pruned, so the chain starts at 3 and links to record 2's hash.
         for r in &chain[2..] {
