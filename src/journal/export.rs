@@ -303,9 +303,9 @@ pub fn export(
     if let Some(t) = to {
         cond(&mut sql, "time_ms", "<", t.into());
     }
-    // Only `tenant` is a column (indexed with time); the other fields are read from the
-    // sealed record, which the row no longer copies (schema 5): a filtered export parses
-    // each row it scans, an unfiltered one does not.
+    // The time window is indexed and `tenant` is a column; the other fields are read from
+    // the sealed record, which the row no longer copies (schema 5): an export filtered on
+    // them parses each row it scans.
     for (col, v) in [
         ("tenant", &filters.tenant),
         ("json_extract(record, '$.platform')", &filters.platform),

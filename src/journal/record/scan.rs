@@ -69,8 +69,6 @@ pub struct Scanned<'a> {
     pub tool: &'a str,
     pub target: &'a str,
     pub tenant: &'a str,
-    pub outcome: &'a str,
-    pub idempotency_key: &'a str,
     /// `hash` is the SHA-256 of the canonical form.
     pub sealed: bool,
 }
@@ -240,8 +238,6 @@ pub fn scan<'a>(text: &'a str, start: usize, canon: &mut Vec<u8>) -> Option<Scan
         tool: tok(10),
         target: tok(9),
         tenant: tok(4),
-        outcome: tok(17),
-        idempotency_key: tok(14),
         sealed,
     })
 }
@@ -319,10 +315,7 @@ mod tests {
             );
             assert_eq!(s.prune_anchor(), rec.prune_anchor());
             assert_eq!(Scanned::text(s.tenant).as_deref(), rec.tenant.as_deref());
-            assert_eq!(
-                Scanned::text(s.outcome).as_deref(),
-                Some(rec.outcome.as_str())
-            );
+            assert_eq!(Scanned::text(s.kind).as_deref(), Some(rec.kind.as_str()));
             // The export line form.
             let line = text.replacen('{', "{\"type\":\"record\",", 1);
             assert!(scan(&line, 17, &mut canon).unwrap().sealed);
