@@ -135,14 +135,19 @@ fn migrate_to(conn: &mut Connection, target: usize) -> Result<(), JournalError> 
         )));
     }
     for (i, sql) in MIGRATIONS[..target].iter().enumerate().skip(version) {
+        // A fresh journal runs every step in microseconds; an upgrade that rewrites a big
+        // table (5 copies the audit rows) takes seconds per million rows, during which the
+        // gateway is not ready: an operator should see why, before and after.
+        let upgrade = version > 0;
+        if upgrade {
+            tracing::info!(from = i, to = i + 1, "journal schema upgrade starting");
+        }
         let started = std::time::Instant::now();
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
-        // A fresh journal runs every step in microseconds; an upgrade that rewrites a big
-        // table (5 copies the audit rows) takes seconds, and an operator should see why.
-        if version > 0 {
+        if upgrade {
             tracing::info!(
                 from = i,
                 to = i + 1,
