@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::{convert::Infallible, io, time::Duration};
 
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::{conn::auto, graceful::GracefulShutdown};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     JsonObject, ListToolsResult, MetaObject, PaginatedRequestParams, ServerCapabilities,
@@ -64,7 +64,7 @@ pub async fn serve_http(
         .with_cancellation_token(shutdown.child_token());
     let sessions = Arc::new(LocalSessionManager::default());
     let mcp = StreamableHttpService::new(move || Ok(demo.clone()), sessions, config);
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = hyper::server::conn::http1::Builder::new();
     let graceful = GracefulShutdown::new();
     loop {
         let stream = tokio::select! {
@@ -94,7 +94,7 @@ pub async fn serve_http(
             }
         });
         let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
+        let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(error) = conn.await {
                 tracing::debug!(%error, "demo upstream: connection ended with error");

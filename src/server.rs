@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
@@ -340,7 +339,10 @@ async fn accept_loop<F, Fut>(
     Fut: Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: MCP clients speak it over cleartext (HTTP/2 without TLS needs prior
+    // knowledge, which none uses), and h2's code would be half a megabyte of resident text
+    // and attack surface in every sidecar.
+    let builder = hyper::server::conn::http1::Builder::new();
     loop {
         let (stream, _peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -355,11 +357,11 @@ async fn accept_loop<F, Fut>(
             _ = shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
-        let conn = builder.serve_connection_with_upgrades(
+        let conn = builder.serve_connection(
             TokioIo::new(stream),
             hyper::service::service_fn(handler.clone()),
         );
-        let conn = graceful.watch(conn.into_owned());
+        let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;
         });
