@@ -63,7 +63,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The serialised name (as stored in the journal's `outcome` column).
+    /// The serialised name (as the record's JSON and its filters use it).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Success => "success",

@@ -1,4 +1,4 @@
-//! Verification of the stored audit chain: every record's hash and link, the indexed columns
+//! Verification of the stored audit chain: every record's hash and link, the columns
 //! against the sealed record, and where the chain starts (genesis, or a recorded retention cut).
 
 use std::sync::mpsc::{channel, sync_channel};
@@ -129,8 +129,8 @@ fn same(col: Option<&str>, token: &str) -> bool {
     Scanned::text(token).as_deref() == col
 }
 
-/// The thorough reading of a row: the record parsed, its indexed columns compared, its seal
-/// checked; `Err` says why it is broken.
+/// The thorough reading of a row: the record parsed, its columns (tenant, kind, hash)
+/// compared, its seal checked; `Err` says why it is broken.
 fn slow(
     row: &RowView<'_>,
     seq: i64,
@@ -146,7 +146,9 @@ fn slow(
         || row.text(2)? != Some(rec.kind.as_str())
         || row.text(4)? != Some(rec.hash.as_str())
     {
-        return Ok(Err("indexed columns disagree with the sealed record".into()));
+        return Ok(Err(
+            "the row's tenant, kind or hash column disagrees with the sealed record".into(),
+        ));
     }
     if !rec.hash_matches(buf) {
         return Ok(Err(
@@ -238,7 +240,7 @@ pub(super) fn verify_batched(
     })
 }
 
-/// The checking side of [`verify_conn`]: each row's seal and indexed columns, then its link
+/// The checking side of [`verify_conn`]: each row's seal and columns, then its link
 /// to the one before (or to the expected start).
 struct Checker {
     start: (u64, String),
