@@ -6,6 +6,7 @@
 //! group-commits concurrent writes, and separate read connections.
 
 pub mod export;
+pub mod lock;
 pub mod readonly;
 pub mod record;
 pub mod sqlite;
@@ -31,6 +32,13 @@ pub enum JournalError {
     Closed,
     #[error("journal data is corrupt: {0}")]
     Corrupt(String),
+    /// Another process holds the data dir's lock (see [`lock`]).
+    #[error(
+        "the data dir is in use by another toolgate process{}: {lock} is locked; stop that \
+         process first, or give this one its own data_dir",
+        holder.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    InUse { lock: String, holder: Option<u32> },
 }
 
 impl From<rusqlite::Error> for JournalError {

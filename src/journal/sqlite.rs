@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use super::lock::DirLock;
 use super::record::AuditRecord;
 use super::{
     Ack, Claim, Committed, Dispatch, Feed, HardStop, Intent, JournalError, KeyRecord, KeyState,
@@ -162,7 +163,11 @@ fn migrate_to(conn: &mut Connection, target: usize) -> Result<(), JournalError> 
 impl SqliteJournal {
     /// Opens (creating if needed) `dir/journal.db`, migrates it, and recovers: every key left
     /// `dispatching` by a previous process becomes `in_doubt`, with a recovery audit record.
+    ///
+    /// Takes the data dir's exclusive lock first ([`DirLock`]); the writer thread holds it
+    /// until it has committed its last batch.
     pub fn open(dir: &Path, now_ms: Millis) -> Result<(Self, Recovery), JournalError> {
+        let lock = DirLock::acquire(dir)?;
         let path = dir.join("journal.db");
         let mut conn = open_conn(&path)?;
         migrate(&mut conn)?;
@@ -189,7 +194,10 @@ impl SqliteJournal {
         let queue = lazy.clone();
         std::thread::Builder::new()
             .name("toolgate-journal".into())
-            .spawn(move || writer.run(rx, queue))
+            .spawn(move || {
+                writer.run(rx, queue);
+                drop(lock);
+            })
             .map_err(|e| JournalError::Storage(format!("cannot start the journal writer: {e}")))?;
         let stop_checkpoints = schedule.spawn(&path, open_conn(&path)?, wal_full)?;
         Ok((

@@ -1,0 +1,114 @@
+//! End-to-end tests of the data dir's ownership: one gateway process per journal. Real
+//! binaries, a real SQLite file, a real demo upstream that counts executions.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+use toolgate::journal::record::verify_chain;
+
+const TOOLS: &str = "  a__publish_post: {side_effect: true, action: publish, platform: demo, proof: {post_id: /id}}\n";
+
+fn upstream() -> String {
+    "  - name: a\n    command: [\"{bin}\", demo-upstream, --test-tools, --count-file, \"{dir}/a.count\"]\n".into()
+}
+
+/// Runs `toolgate ARGS` with the test tokens set and waits for it to exit (a process still
+/// running after 15 s, e.g. one that started serving, is killed and fails the test); returns
+/// (exit code, stderr).
+fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(bin())
+        .args(args)
+        .envs([("TOK_A", TOKEN_A), ("TOK_B", TOKEN_B)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run toolgate");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{args:?} is still running: it should have refused to start; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_gateway_on_the_same_data_dir_refuses_to_start_and_the_first_is_untouched() {
+    let gw = Gateway::start(&config(&upstream(), TOOLS));
+    gw.wait_ready().await;
+    let c = client(&gw.mcp, TOKEN_A).await.unwrap();
+    let post = |text: &str| json!({"account_id": "a-1", "text": text});
+    call(
+        &c,
+        "a__publish_post",
+        post("one"),
+        Some(json!({"idempotency_key": "k1"})),
+    )
+    .await
+    .unwrap();
+
+    // Both ways a second process could open the same journal: another HTTP gateway (its own
+    // ports), and the stdio transport a local runner might start with the same config.
+    let cfg = gw.path("gateway.yml");
+    let cfg = cfg.to_str().unwrap();
+    let http = [
+        "serve",
+        "--config",
+        cfg,
+        "--mcp-addr",
+        "127.0.0.1:0",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ];
+    let stdio = ["serve", "--config", cfg, "--stdio", "--tenant", "a"];
+    for args in [&http[..], &stdio[..]] {
+        let (code, stderr) = run_to_end(args);
+        assert_eq!(
+            code,
+            Some(69),
+            "{args:?} should refuse to start; stderr:\n{stderr}"
+        );
+        let holder = format!("in use by another toolgate process (pid {})", gw.proc.pid());
+        assert!(stderr.contains(&holder), "{args:?}: {stderr}");
+        assert!(stderr.contains("journal.lock"), "{stderr}");
+    }
+
+    // The running gateway's chain goes on unbroken: its next side effect runs once and is
+    // recorded right after the first.
+    call(
+        &c,
+        "a__publish_post",
+        post("two"),
+        Some(json!({"idempotency_key": "k2"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(executions(&gw.path("a.count")), 2);
+    let records = gw.audit_records();
+    assert_eq!(
+        records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![1, 2],
+        "nobody else wrote into the chain"
+    );
+    verify_chain(records, None).unwrap();
+
+    // Once the first gateway is gone (even by SIGKILL: the kernel drops its lock), the data
+    // dir can be taken again.
+    let gw = gw.crash_and_restart();
+    gw.wait_ready().await;
+}
