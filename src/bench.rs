@@ -480,11 +480,13 @@ mod tests {
                 s
             }
         };
-        // 250 calls/s for 0.6 s: 150 slots, never more (a loaded machine may finish fewer).
+        // 250 calls/s for 0.6 s: 150 slots, never more. A loaded machine may finish far
+        // fewer (CI on 2 cores with other suites running: 60-odd seen), so the floor only
+        // says the schedule offered calls at all.
         let paced = run(Some(250.0)).await;
         assert_eq!(paced.errors, 0);
         let n = paced.lat_us.len();
-        assert!((75..=150).contains(&n), "{n} paced calls");
+        assert!((20..=150).contains(&n), "{n} paced calls");
         let free = run(None).await;
         assert!(
             free.lat_us.len() > 2 * n,

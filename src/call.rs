@@ -50,6 +50,8 @@ pub enum Reason {
     WrongAccount,
     TenantMismatch,
     TenantQuarantined,
+    JournalFailure,
+    InvalidTarget,
     SpamLoop,
     HardStop,
     Frozen,
@@ -69,6 +71,8 @@ impl Reason {
             Self::WrongAccount => "wrong_account",
             Self::TenantMismatch => "tenant_mismatch",
             Self::TenantQuarantined => "tenant_quarantined",
+            Self::JournalFailure => "journal_failure",
+            Self::InvalidTarget => "invalid_target",
             Self::SpamLoop => "spam_loop",
             Self::HardStop => "hard_stop",
             Self::Frozen => "frozen",
@@ -94,7 +98,12 @@ impl Reason {
     pub fn retryable(self) -> bool {
         matches!(
             self,
-            Self::InFlight | Self::Frozen | Self::CanaryOnly | Self::FlagDisabled | Self::HardStop
+            Self::InFlight
+                | Self::Frozen
+                | Self::CanaryOnly
+                | Self::FlagDisabled
+                | Self::HardStop
+                | Self::JournalFailure
         )
     }
 }

@@ -6,27 +6,24 @@
 //! get a batched audit record. Every path ends in exactly one audit record.
 
 mod record;
+mod refusal;
 
 use std::sync::Arc;
 
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ErrorData, RequestMetaObject,
-};
-use serde_json::{Map, Value, json};
+use rmcp::model::{CallToolRequestParams, CallToolResponse, ErrorData, RequestMetaObject};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use record::{CallCtx, classify, proof, stamp};
-pub use record::{META_ATTEMPT, META_AUDIT_ID, META_REPLAYED, META_UPSTREAM};
+use record::{CallCtx, classify, stamp};
+pub use record::{META_ATTEMPT, META_AUDIT_FAILED, META_AUDIT_ID, META_REPLAYED, META_UPSTREAM};
 
 use crate::budget::Budget;
-use crate::call::{Caller, Denial, FailureClass, Reason};
+use crate::call::{Caller, Denial, Reason};
 use crate::clock::{Clock, rfc3339};
 use crate::config::{Config, ToolPolicy};
 use crate::error::{GatewayError, UpstreamFault};
 use crate::flags::Flags;
-use crate::journal::{
-    Claim, HardStop, HardStopKind, Intent, KeyRecord, KeyState, Outcome, Settle, Store,
-};
+use crate::journal::{Claim, HardStopKind, Intent, Outcome, Settle, Store};
 use crate::policy::freeze::{self, Freeze};
 use crate::policy::{binding, idempotency, idempotency::Permit, meta};
 use crate::safety::SafetyState;
@@ -195,8 +192,19 @@ impl Pipeline {
         // postmortem can tie a refused attempt to the runner's job and retries.
         cx.key = call_meta.idempotency_key.clone();
 
-        // 2. Binding gate: a quarantined tenant acts on nothing; otherwise the account must be
-        //    the caller's own, on the tool's platform.
+        // 2. Binding gate: nothing acts while the journal cannot record (a `journal_failure`
+        //    stop), a quarantined tenant acts on nothing, and the account must be the
+        //    caller's own, on the tool's platform.
+        if let Some(stop) = self.safety.journal_failure() {
+            let d = Denial::new(
+                Reason::JournalFailure,
+                format!(
+                    "hard stop {}: the journal failed to record a call; no side effect runs until an operator clears it",
+                    stop.id
+                ),
+            );
+            return self.refuse(cx, d).await;
+        }
         if let Some(stop) = self.safety.quarantined(&cx.tenant) {
             let d = Denial::new(
                 Reason::TenantQuarantined,
@@ -331,116 +339,21 @@ impl Pipeline {
             audit: rec,
             now_ms: self.clock.now_ms(),
         };
-        if let Err(e) = self.journal.settle(settle).await {
+        let recorded = self.journal.settle(settle).await;
+        let mut answer = respond(answer, &cx, Some((attempt, false)));
+        if let Err(e) = recorded {
             // The intent is durable, so the key stays `dispatching` and becomes `in_doubt` at
-            // the next start: a retry is refused, never re-executed.
-            tracing::error!(audit_id = %cx.audit_id, error = %e, "could not record a side effect's outcome");
-        }
-        respond(answer, &cx, Some((attempt, false)))
-    }
-
-    /// Answers from the journal: no upstream call, a fresh audit record marked replayed.
-    async fn replay(&self, mut cx: CallCtx, k: KeyRecord) -> Answer {
-        cx.attempt = Some(k.attempt);
-        let stored = k.result.unwrap_or(Value::Null);
-        let result: Option<CallToolResult> = stored
-            .get("result")
-            .and_then(|r| serde_json::from_value(r.clone()).ok());
-        let (outcome, class) = match (k.state, &result) {
-            (KeyState::Succeeded, _) => (Outcome::Success, None),
-            (_, Some(_)) => (Outcome::ErrorResult, Some(FailureClass::PlatformRejected)),
-            _ => (Outcome::ErrorResult, Some(FailureClass::ToolFailure)),
-        };
-        let mut rec = cx.record(
-            outcome,
-            class,
-            Some(format!("replayed: key is {}", k.state.as_str())),
-        );
-        rec.replayed = true;
-        if let (Some(r), Some(p)) = (&result, &cx.policy) {
-            rec.proof = proof(r, &p.proof);
-        }
-        if let Err(e) = self.journal.append(rec).await {
-            tracing::error!(audit_id = %cx.audit_id, error = %e, "could not record a replay");
-        }
-        match result {
-            Some(r) => respond(
-                Ok(CallToolResponse::Complete(r)),
-                &cx,
-                Some((k.attempt, true)),
-            ),
-            None => {
-                let mut e: ErrorData = stored
-                    .get("error")
-                    .and_then(|e| serde_json::from_value(e.clone()).ok())
-                    .unwrap_or_else(|| ErrorData::internal_error("stored result is missing", None));
-                let mut data = match e.data.take() {
-                    Some(Value::Object(m)) => m,
-                    Some(other) => [("upstream_data".to_string(), other)].into_iter().collect(),
-                    None => Map::new(),
-                };
-                data.insert("upstream".into(), json!(cx.upstream));
-                data.insert("audit_id".into(), json!(cx.audit_id));
-                data.insert("replayed".into(), json!(true));
-                e.data = Some(Value::Object(data));
-                Err(e)
+            // the next start: a retry is refused, never re-executed. The runner still gets
+            // what happened, told that it went unrecorded.
+            self.journal_failed(&cx, "a side effect's outcome", &e)
+                .await;
+            if let Ok(CallToolResponse::Complete(r)) = &mut answer {
+                r.meta
+                    .get_or_insert_with(Default::default)
+                    .insert(META_AUDIT_FAILED.into(), Value::Bool(true));
             }
         }
-    }
-
-    /// Refuses with an audit record; a wrong-account or cross-tenant attempt also trips a hard stop.
-    async fn refuse(&self, cx: CallCtx, d: Denial) -> Answer {
-        if d.reason.is_safety_event() && self.cfg.safety.hard_stop_on_wrong_account {
-            return self.trip(cx, HardStopKind::WrongAccount, d).await;
-        }
-        let rec = cx.record(
-            Outcome::Refused,
-            Some(FailureClass::PolicyBlocked),
-            Some(format!("{}: {}", d.reason.as_str(), d.detail)),
-        );
-        if let Err(e) = self.journal.append(rec).await {
-            tracing::error!(audit_id = %cx.audit_id, error = %e, "could not record a refusal");
-        }
-        tracing::info!(tenant = %cx.tenant, tool = %cx.tool, audit_id = %cx.audit_id, reason = d.reason.as_str(), detail = %d.detail, "call refused");
-        Err(GatewayError::Refused(d).to_error_data(&cx.audit_id))
-    }
-
-    /// Refuses and trips a durable hard stop, recorded with the refusal in one transaction.
-    async fn trip(&self, cx: CallCtx, kind: HardStopKind, d: Denial) -> Answer {
-        let rec = cx.record(
-            Outcome::Refused,
-            Some(FailureClass::PolicyBlocked),
-            Some(format!("{}: {}", d.reason.as_str(), d.detail)),
-        );
-        let target = (kind == HardStopKind::SpamLoop)
-            .then(|| cx.target.clone())
-            .flatten();
-        let stop = HardStop::new(
-            kind,
-            Some(cx.tenant.clone()),
-            cx.account.clone(),
-            target,
-            d.detail.clone(),
-            &cx.audit_id,
-            cx.now_ms,
-        );
-        // Refuse either way: failing to record a safety event must not let the call through.
-        if let Err(e) = self.safety.trip(self.journal.as_ref(), stop, rec).await {
-            tracing::error!(audit_id = %cx.audit_id, error = %e, "could not record a hard stop");
-        }
-        Err(GatewayError::Refused(d).to_error_data(&cx.audit_id))
-    }
-
-    /// The journal failed before anything was sent: refuse rather than act unrecorded.
-    async fn fail_closed(&self, cx: CallCtx, why: String) -> Answer {
-        tracing::error!(audit_id = %cx.audit_id, error = %why, "journal unavailable; side effect refused");
-        let e = GatewayError::Internal(format!("journal unavailable, nothing was sent: {why}"));
-        self.journal.append_later(cx.record(
-            Outcome::Failed,
-            Some(FailureClass::ToolFailure),
-            Some(e.to_string()),
-        ));
-        Err(e.to_error_data(&cx.audit_id))
+        answer
     }
 }
 

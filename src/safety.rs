@@ -105,19 +105,28 @@ impl SafetyState {
         *guard = Arc::new(next);
     }
 
-    /// Records a hard stop with the audit record of what tripped it, then enforces it. If the
-    /// journal fails, the stop is not enforced from memory either (the caller has refused the
-    /// call that tripped it in any case) and the error is returned.
+    /// Records a hard stop with the audit record of what tripped it, and enforces it. It is
+    /// enforced from memory even when the journal cannot record it (fail closed: a stop
+    /// that is not written still stops), and the journal's error is returned; such a stop
+    /// lasts until an operator clears it or the process ends.
     pub async fn trip(
         &self,
         journal: &dyn Store,
         stop: HardStop,
         audit: crate::journal::AuditRecord,
     ) -> Result<(), JournalError> {
-        journal.trip(stop.clone(), audit).await?;
-        tracing::error!(hard_stop = %stop.id, kind = ?stop.kind, tenant = ?stop.tenant, account = ?stop.account, reason = %stop.reason, "HARD STOP tripped");
+        let written = journal.trip(stop.clone(), audit).await;
+        tracing::error!(hard_stop = %stop.id, kind = ?stop.kind, tenant = ?stop.tenant, account = ?stop.account, reason = %stop.reason, recorded = written.is_ok(), "HARD STOP tripped");
         self.add_stop(stop);
-        Ok(())
+        written
+    }
+
+    /// The active `journal_failure` hard stop, if any: while it holds, no side effect runs.
+    pub fn journal_failure(&self) -> Option<HardStop> {
+        self.active()
+            .iter()
+            .find(|s| s.kind == HardStopKind::JournalFailure)
+            .cloned()
     }
 
     /// Takes a slot in the (account, action, target) window, or refuses a spam loop. `Ok(None)`

@@ -112,3 +112,101 @@ async fn a_second_gateway_on_the_same_data_dir_refuses_to_start_and_the_first_is
     let gw = gw.crash_and_restart();
     gw.wait_ready().await;
 }
+
+/// A foreign row where the next audit record goes: what any write failure of the journal
+/// looks like to the gateway (here a duplicate `seq`), made without a second gateway.
+fn squat_next_seq(gw: &Gateway, seq: i64) {
+    let conn = rusqlite::Connection::open(gw.path("data/journal.db")).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute(
+        "INSERT INTO audit (seq, time_ms, kind, tenant, record, hash) VALUES (?1, 0, 'call', 'x', '{}', 'x')",
+        [seq],
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_that_cannot_record_stops_every_side_effect_until_an_operator_clears_it() {
+    let gw = Gateway::start(&config(&upstream(), TOOLS));
+    gw.wait_ready().await;
+    let c = client(&gw.mcp, TOKEN_A).await.unwrap();
+    let post = |text: &str| json!({"account_id": "a-1", "text": text});
+    let key = |k: &str| Some(json!({"idempotency_key": k}));
+    call(&c, "a__publish_post", post("one"), key("k1"))
+        .await
+        .unwrap();
+    squat_next_seq(&gw, 2);
+
+    // The side effect in flight runs (it was claimed before anything failed); the runner
+    // learns that its outcome went unrecorded.
+    let unrecorded = call(&c, "a__publish_post", post("two"), key("k2"))
+        .await
+        .unwrap();
+    assert_eq!(meta(&unrecorded)["toolgate/audit_failed"], json!(true));
+    assert_eq!(executions(&gw.path("a.count")), 2);
+
+    // From then on no side effect runs, for any tenant, and the gateway says why.
+    let e = call(&c, "a__publish_post", post("three"), key("k3"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code.0, -32090);
+    assert_eq!(e.data.as_ref().unwrap()["reason"], json!("journal_failure"));
+    assert_eq!(executions(&gw.path("a.count")), 2, "nothing forwarded");
+    let b = client(&gw.mcp, TOKEN_B).await.unwrap();
+    let e = call(
+        &b,
+        "a__publish_post",
+        json!({"account_id": "b-1", "text": "b"}),
+        key("kb"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.data.as_ref().unwrap()["reason"], json!("journal_failure"));
+    // Read-only calls go on.
+    call(&c, "a__get_post", json!({"post_id": "p"}), None)
+        .await
+        .unwrap();
+    let (status, ready) = gw.admin("GET", "/readyz", None, None).await;
+    assert_eq!(status, 503);
+    assert!(
+        ready["reasons"].to_string().contains("journal_failure"),
+        "{ready}"
+    );
+    let (_, body) = gw
+        .admin("GET", "/v1/hard-stops", Some(ADMIN_TOKEN), None)
+        .await;
+    let stops = body["hard_stops"].as_array().unwrap();
+    assert_eq!(stops.len(), 1, "{body}");
+    assert_eq!(stops[0]["kind"], json!("journal_failure"));
+    let id = stops[0]["id"].as_str().unwrap().to_string();
+
+    // The operator repairs the journal and clears the stop; the chain goes on unbroken.
+    let conn = rusqlite::Connection::open(gw.path("data/journal.db")).unwrap();
+    conn.execute("DELETE FROM audit WHERE seq = 2 AND tenant = 'x'", [])
+        .unwrap();
+    let clear = json!({"by": "oncall", "reason": "removed a foreign row"});
+    let (status, body) = gw
+        .admin(
+            "POST",
+            &format!("/v1/hard-stops/{id}/clear"),
+            Some(ADMIN_TOKEN),
+            Some(clear),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let ok = call(&c, "a__publish_post", post("four"), key("k4"))
+        .await
+        .unwrap();
+    assert!(meta(&ok).get("toolgate/audit_failed").is_none());
+    assert_eq!(executions(&gw.path("a.count")), 3);
+    let (status, _) = gw.admin("GET", "/readyz", None, None).await;
+    assert_eq!(status, 200);
+    let records = gw.audit_records();
+    verify_chain(records.clone(), None).unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.tool == "hard_stop.clear" && r.target.as_deref() == Some(id.as_str())),
+        "the clear is on record"
+    );
+}

@@ -279,6 +279,13 @@ fn readyz(state: &AdminState) -> Response<Body> {
             format!("required upstream {} is {:?}: {why}", u.name, u.status).replace('"', ""),
         );
     }
+    if let Some(stop) = state.safety.journal_failure() {
+        reasons.push(format!(
+            "hard stop {} (journal_failure): the journal failed to record a call, so side \
+             effects are refused until an operator clears it",
+            stop.id
+        ));
+    }
     let conflicts: Vec<_> = state
         .upstreams
         .catalog()

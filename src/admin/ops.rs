@@ -12,7 +12,13 @@ use crate::journal::{AuditRecord, Proof, Resolution};
 pub fn list_hard_stops(state: &AdminState, who: &Who, query: &str) -> http::Response<Body> {
     let all = query.split('&').any(|kv| kv == "all=true" || kv == "all=1");
     match state.journal.hard_stops(all) {
-        Ok(stops) => {
+        Ok(mut stops) => {
+            // A stop the journal could not record is enforced from memory: list it too.
+            for s in state.safety.active().iter() {
+                if !stops.iter().any(|d| d.id == s.id) {
+                    stops.push(s.clone());
+                }
+            }
             let visible: Vec<_> = stops
                 .into_iter()
                 .filter(|s| who.sees(s.tenant.as_deref()))
@@ -54,17 +60,40 @@ pub async fn clear_hard_stop(state: &AdminState, id: &str, body: &[u8]) -> http:
         audit.tenant = stop.tenant.clone();
         audit.account = stop.account.clone();
     }
-    match state.journal.clear(id, &req.by, &req.reason, audit).await {
+    match state
+        .journal
+        .clear(id, &req.by, &req.reason, audit.clone())
+        .await
+    {
         Ok(Some(stop)) => {
             state.safety.remove_stop(id);
             tracing::warn!(hard_stop = %id, by = %req.by, reason = %req.reason, "hard stop cleared by an operator");
             json_response(StatusCode::OK, &json!({"cleared": stop}))
         }
-        Ok(None) => error_response(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            &format!("no active hard stop with id {id}"),
-        ),
+        Ok(None) => match state.safety.active().iter().find(|s| s.id == id).cloned() {
+            // Enforced from memory only (the journal could not record it when it tripped):
+            // clearing it is recorded now, and only once that is recorded does it lift.
+            Some(mut stop) => match state.journal.append(audit.clone()).await {
+                Ok(()) => {
+                    state.safety.remove_stop(id);
+                    stop.cleared_at = Some(audit.time.clone());
+                    stop.cleared_by = Some(req.by.clone());
+                    stop.clear_reason = Some(req.reason.clone());
+                    tracing::warn!(hard_stop = %id, by = %req.by, reason = %req.reason, "unrecorded hard stop cleared by an operator");
+                    json_response(StatusCode::OK, &json!({"cleared": stop}))
+                }
+                Err(e) => error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "journal_error",
+                    &format!("the clear could not be recorded, so the stop holds: {e}"),
+                ),
+            },
+            None => error_response(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("no active hard stop with id {id}"),
+            ),
+        },
         Err(e) => error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             "journal_error",

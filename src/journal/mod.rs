@@ -141,6 +141,10 @@ pub enum HardStopKind {
     WrongAccount,
     SpamLoop,
     AuditGap,
+    /// A write recording a call failed (its side effect may stand unaudited): every side
+    /// effect is refused until an operator has looked and cleared it. Held in memory when
+    /// the journal cannot take it either.
+    JournalFailure,
 }
 
 /// A durable hard stop (§7.2): active until an operator clears it.

@@ -20,6 +20,9 @@ pub const META_UPSTREAM: &str = "toolgate/upstream";
 pub const META_REPLAYED: &str = "toolgate/replayed";
 /// Result `_meta` key: the attempt number of the idempotency key.
 pub const META_ATTEMPT: &str = "toolgate/attempt";
+/// Result `_meta` key, present (true) only when the side effect ran but the journal could not
+/// record its outcome: the call has no audit record, and a `journal_failure` hard stop holds.
+pub const META_AUDIT_FAILED: &str = "toolgate/audit_failed";
 
 /// Everything known about a call so far; grows as it passes the gates.
 #[derive(Debug, Clone)]

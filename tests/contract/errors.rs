@@ -70,13 +70,15 @@ fn every_gateway_error() -> Vec<GatewayError> {
 }
 
 /// Every refusal reason; the match makes a new reason fail to compile until it is listed.
-const ALL_REASONS: [Reason; 14] = [
+const ALL_REASONS: [Reason; 16] = [
     Reason::MissingIdempotencyKey,
     Reason::InvalidMeta,
     Reason::UnknownAccount,
     Reason::WrongAccount,
     Reason::TenantMismatch,
     Reason::TenantQuarantined,
+    Reason::JournalFailure,
+    Reason::InvalidTarget,
     Reason::SpamLoop,
     Reason::HardStop,
     Reason::Frozen,
@@ -97,6 +99,8 @@ fn all_reasons_is_exhaustive() {
             | Reason::WrongAccount
             | Reason::TenantMismatch
             | Reason::TenantQuarantined
+            | Reason::JournalFailure
+            | Reason::InvalidTarget
             | Reason::SpamLoop
             | Reason::HardStop
             | Reason::Frozen

@@ -10,10 +10,14 @@ fn hard_stops_of_every_kind_match_the_schema() {
         HardStopKind::WrongAccount,
         HardStopKind::SpamLoop,
         HardStopKind::AuditGap,
+        HardStopKind::JournalFailure,
     ];
     for k in kinds {
         match k {
-            HardStopKind::WrongAccount | HardStopKind::SpamLoop | HardStopKind::AuditGap => {}
+            HardStopKind::WrongAccount
+            | HardStopKind::SpamLoop
+            | HardStopKind::AuditGap
+            | HardStopKind::JournalFailure => {}
         }
     }
     let names: BTreeSet<String> = kinds
@@ -26,7 +30,7 @@ fn hard_stops_of_every_kind_match_the_schema() {
     let audit = call_record(Outcome::Refused, T0);
     for kind in kinds {
         let mut stop = hard_stop(kind, &audit, "acme-ig");
-        if kind == HardStopKind::AuditGap {
+        if matches!(kind, HardStopKind::AuditGap | HardStopKind::JournalFailure) {
             (stop.tenant, stop.account, stop.audit_id) = (None, None, None);
         }
         let v = wire(&stop);
