@@ -48,8 +48,9 @@ impl UpstreamFault {
 /// `Downstream` faults are the caller's, `Upstream` the tool server's, `Internal` ours.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayError {
-    /// The caller named a tool no connected upstream exposes.
-    #[error("unknown tool {0:?}: it is not in tools/list (its upstream may be disconnected)")]
+    /// The caller named a tool no upstream, connected or not, can serve (a tool of an upstream
+    /// that is down is an [`UpstreamFault::NotConnected`] instead).
+    #[error("unknown tool {0:?}: no upstream serves it, connected or not")]
     UnknownTool(String),
     /// The caller sent something malformed (downstream fault).
     #[error("invalid request: {0}")]

@@ -16,7 +16,8 @@
 //!   [`upstream::http`] is the lean HTTP client: `endpoint`, `message` (reading answers),
 //!   `sse` (event-stream parsing) and `lifecycle` (handshake, pings, GET stream, close).
 //! - [`pipeline`]: the one function a tool call runs through: gates, durable intent,
-//!   forward, durable outcome and audit record.
+//!   forward, durable outcome and audit record (`pipeline::resolve`: which upstream serves a
+//!   called name, also while that upstream is not connected).
 //! - [`journal`]: the narrow storage interface and its SQLite writer thread (group commit),
 //!   audit hash chain, hard stops.
 //! - [`budget`]: SLO math over the journal's commit feed: rings, burn alerts, bands, status.

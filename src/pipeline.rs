@@ -1,12 +1,13 @@
 //! The one function every `tools/call` runs through, top to bottom.
 //!
-//! Side effects: resolve the tool → binding gate → idempotency gate → spam-loop gate →
-//! durable intent → forward → durable outcome + audit record → respond. (The status gate of
-//! the budgets issue slots in after the idempotency gate.) Read-only calls skip the gates and
-//! get a batched audit record. Every path ends in exactly one audit record.
+//! Side effects: resolve the tool → binding gate → idempotency gate → status gate → is the
+//! upstream connected? → spam-loop gate → durable intent → forward → durable outcome + audit
+//! record → respond. Read-only calls skip the gates and get a batched audit record. Every path
+//! ends in exactly one audit record.
 
 mod record;
 mod refusal;
+mod resolve;
 
 use std::sync::Arc;
 
@@ -14,13 +15,14 @@ use rmcp::model::{CallToolRequestParams, CallToolResponse, ErrorData, RequestMet
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use record::{CallCtx, classify, stamp};
+use record::{CallCtx, classify, hop_meta, stamp};
 pub use record::{META_ATTEMPT, META_AUDIT_FAILED, META_AUDIT_ID, META_REPLAYED, META_UPSTREAM};
+use resolve::{Resolved, resolve};
 
 use crate::budget::Budget;
 use crate::call::{Caller, Denial, Reason};
 use crate::clock::{Clock, rfc3339};
-use crate::config::{Config, ToolPolicy};
+use crate::config::Config;
 use crate::error::{GatewayError, UpstreamFault};
 use crate::flags::Flags;
 use crate::journal::{Claim, HardStopKind, Intent, Outcome, Settle, Store};
@@ -28,9 +30,6 @@ use crate::policy::freeze::{self, Freeze};
 use crate::policy::{binding, idempotency, idempotency::Permit, meta};
 use crate::safety::SafetyState;
 use crate::upstream::Upstreams;
-
-/// Prefix of protocol-reserved `_meta` keys; they describe one hop and are never forwarded.
-const RESERVED_META_PREFIX: &str = "io.modelcontextprotocol/";
 
 /// Shared state of the call path.
 pub struct Pipeline {
@@ -79,23 +78,21 @@ impl Pipeline {
         let mut cx = CallCtx::new(&caller.tenant, &params.name, self.clock.now_ms());
 
         // 1. Resolve: which upstream owns the exposed name, and how is the tool classified?
-        let catalog = self.upstreams.catalog();
-        let Some(entry) = catalog.get(&params.name) else {
-            let e = GatewayError::UnknownTool(params.name.to_string());
-            self.journal.append_later(cx.record(
-                Outcome::Refused,
-                e.failure_class(),
-                Some(e.to_string()),
-            ));
-            return Err(e.to_error_data(&cx.audit_id));
+        //    A name of an upstream that is down is not unknown: its call fails retryably.
+        let (upstream, original) = match resolve(&self.cfg, &self.upstreams.catalog(), &params.name)
+        {
+            Resolved::Tool {
+                upstream,
+                original,
+                policy,
+            } => {
+                cx.policy = Some(policy);
+                (upstream, original)
+            }
+            Resolved::Down(candidates) => return Err(self.unreachable(cx, &candidates)),
+            Resolved::Unknown => return Err(self.unknown(cx)),
         };
-        let (upstream, original) = (entry.upstream, entry.original.clone());
         cx.upstream = Some(self.upstreams.link(upstream).cfg.name.clone());
-        cx.policy = Some(match self.cfg.tools.get(params.name.as_ref()) {
-            Some(p) => p.clone(),
-            None => ToolPolicy::unclassified(entry.read_only_hint),
-        });
-        drop(catalog);
         let mut forwarded = params;
         forwarded.name = original.to_string().into();
         forwarded.meta = None;
@@ -259,6 +256,12 @@ impl Pipeline {
             return self.refuse(cx, d).await;
         }
 
+        // An upstream that is not connected gets nothing: answer before the spam gate counts
+        // the call and before the key is claimed, so that a retry after recovery executes.
+        if let Some(e) = self.upstreams.link(upstream).unreachable() {
+            return Err(self.not_sent(cx, e).await);
+        }
+
         // 5. Spam-loop gate: an active spam hard stop, or one repeat too many, refuses.
         let mut slot = None;
         if let Some(target) = cx.target.clone() {
@@ -382,32 +385,5 @@ fn text(v: Option<&Value>) -> Option<String> {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
-    }
-}
-
-/// Drops the hop-by-hop keys of a request `_meta` (protocol-reserved keys and the progress
-/// token, which the upstream client sets for its own hop) and keeps everything else.
-fn hop_meta(mut meta: RequestMetaObject) -> RequestMetaObject {
-    meta.0
-        .0
-        .retain(|k, _| !k.starts_with(RESERVED_META_PREFIX) && k != "progressToken");
-    meta
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hop_meta_keeps_application_keys_only() {
-        let meta: RequestMetaObject = serde_json::from_value(json!({
-            "idempotency_key": "k1",
-            "progressToken": 7,
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "tenant_id": "acme"
-        }))
-        .unwrap();
-        let kept = serde_json::to_value(hop_meta(meta)).unwrap();
-        assert_eq!(kept, json!({"idempotency_key": "k1", "tenant_id": "acme"}));
     }
 }

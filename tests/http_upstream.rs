@@ -53,8 +53,9 @@ async fn http_upstream_list_changes_and_restart() {
                 break;
             }
             Err(e) => {
-                // Not connected (or not in the catalog while reconnecting), never a hang.
-                assert!(e.code.0 == -32092 || e.code.0 == -32602, "{e:?}");
+                // Not connected (retryable, even while out of the catalog), never a hang.
+                assert_eq!(e.code.0, -32092, "{e:?}");
+                assert_eq!(e.data.unwrap()["retryable"], true);
                 assert!(
                     Instant::now() < deadline,
                     "upstream never came back; log:\n{}",

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use rmcp::model::{CallToolResponse, CallToolResult};
+use rmcp::model::{CallToolResponse, CallToolResult, RequestMetaObject};
 use serde_json::{Value, json};
 
 use crate::call::FailureClass;
@@ -11,6 +11,9 @@ use crate::clock::{Millis, rfc3339};
 use crate::config::{ProofPointers, ToolPolicy};
 use crate::error::{GatewayError, UpstreamFault};
 use crate::journal::{AuditRecord, KeyState, Outcome, Proof, RecordKind};
+
+/// Prefix of protocol-reserved `_meta` keys; they describe one hop and are never forwarded.
+const RESERVED_META_PREFIX: &str = "io.modelcontextprotocol/";
 
 /// Result `_meta` key naming the call's audit record.
 pub const META_AUDIT_ID: &str = "toolgate/audit_id";
@@ -180,7 +183,7 @@ pub fn classify(
             KeyState::FailedRetryable,
             Outcome::Failed,
             Some(fault.failure_class()),
-            Some(detail.clone()),
+            Some(format!("not sent: {detail}")),
             None,
         ),
         Err(GatewayError::Upstream { fault, detail, .. }) => {
@@ -288,10 +291,32 @@ pub fn stamp(
     }
 }
 
+/// Drops the hop-by-hop keys of a request `_meta` (protocol-reserved keys and the progress
+/// token, which the upstream client sets for its own hop) and keeps everything else.
+pub fn hop_meta(mut meta: RequestMetaObject) -> RequestMetaObject {
+    meta.0
+        .0
+        .retain(|k, _| !k.starts_with(RESERVED_META_PREFIX) && k != "progressToken");
+    meta
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rmcp::model::ErrorData;
+
+    #[test]
+    fn hop_meta_keeps_application_keys_only() {
+        let meta: RequestMetaObject = serde_json::from_value(json!({
+            "idempotency_key": "k1",
+            "progressToken": 7,
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "tenant_id": "acme"
+        }))
+        .unwrap();
+        let kept = serde_json::to_value(hop_meta(meta)).unwrap();
+        assert_eq!(kept, json!({"idempotency_key": "k1", "tenant_id": "acme"}));
+    }
 
     fn ok(structured: Value) -> Result<CallToolResponse, GatewayError> {
         let mut r = CallToolResult::success(vec![]);
@@ -363,8 +388,12 @@ mod tests {
         };
         let s = classify(&fault(UpstreamFault::NotConnected), &pointers());
         assert_eq!(
-            (s.state, s.outcome),
-            (KeyState::FailedRetryable, Outcome::Failed)
+            (s.state, s.outcome, s.reason.as_deref()),
+            (
+                KeyState::FailedRetryable,
+                Outcome::Failed,
+                Some("not sent: d")
+            )
         );
         let s = classify(
             &fault(UpstreamFault::Timeout(std::time::Duration::from_secs(1))),

@@ -1,4 +1,5 @@
-//! The merged tool catalog: every connected upstream's tools under their exposed names.
+//! The merged tool catalog: every connected upstream's tools under their exposed names, and
+//! which not-connected upstream a name that is not exposed right now may belong to.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -25,6 +26,30 @@ pub struct Conflict {
     pub upstreams: Vec<String>,
 }
 
+/// A not-connected upstream that may serve a name absent from `tools/list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Index of the upstream in config order.
+    pub upstream: usize,
+    /// The tool's own name on that upstream (the exposed name without the prefix).
+    pub original: Arc<str>,
+    /// The tool's `readOnlyHint` from the upstream's last `tools/list`; `None` when that list
+    /// did not name it (or the upstream never listed), so its kind is not known.
+    pub read_only_hint: Option<bool>,
+}
+
+/// What an exposed name resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    /// A tool of a connected upstream.
+    Found(&'a CatalogEntry),
+    /// Not exposed right now, but one of these not-connected upstreams may serve it (more than
+    /// one only for names no prefix attributes).
+    Down(Vec<Candidate>),
+    /// No upstream, connected or not, can serve it.
+    Unknown,
+}
+
 /// Immutable snapshot of all exposed tools; replaced whole when any upstream changes.
 #[derive(Debug, Default)]
 pub struct Catalog {
@@ -32,6 +57,14 @@ pub struct Catalog {
     pub tools: Arc<Vec<Tool>>,
     entries: HashMap<String, CatalogEntry>,
     pub conflicts: Vec<Conflict>,
+    /// Exposed names from the last `tools/list` of upstreams that are not connected now.
+    down: HashMap<String, Vec<Candidate>>,
+    /// Not-connected upstreams that never listed, with their non-empty prefix: every name with
+    /// that prefix is theirs.
+    unlisted: Vec<(usize, String)>,
+    /// Not-connected upstreams with the empty prefix: any name nobody else claims may be theirs,
+    /// whatever they listed last (a restarted server may bring new tools).
+    bare: Vec<usize>,
 }
 
 impl Catalog {
@@ -80,9 +113,71 @@ impl Catalog {
         out
     }
 
+    /// Records that upstream `upstream` is not connected, with its last tool list (`None`
+    /// before its first), so that [`Catalog::lookup`] can attribute its names while it is down.
+    pub fn mark_down(&mut self, upstream: usize, prefix: &str, listed: Option<&[Tool]>) {
+        if let Some(tools) = listed {
+            for t in tools {
+                let hint = t.annotations.as_ref().and_then(|a| a.read_only_hint);
+                self.down
+                    .entry(format!("{prefix}{}", t.name))
+                    .or_default()
+                    .push(Candidate {
+                        upstream,
+                        original: t.name.as_ref().into(),
+                        read_only_hint: Some(hint.unwrap_or(false)),
+                    });
+            }
+        } else if !prefix.is_empty() {
+            self.unlisted.push((upstream, prefix.to_string()));
+        }
+        if prefix.is_empty() {
+            self.bare.push(upstream);
+        }
+    }
+
     /// The upstream and original name behind an exposed tool name.
     pub fn get(&self, exposed: &str) -> Option<&CatalogEntry> {
         self.entries.get(exposed)
+    }
+
+    /// Resolves a called name: a connected upstream's tool, else the not-connected upstreams
+    /// it may belong to (by their last tool list, then by prefix, then the empty-prefix ones),
+    /// else unknown. Only names no upstream could serve are unknown, so a runner never gives up
+    /// on a tool because its upstream is restarting or has not connected yet.
+    pub fn lookup(&self, exposed: &str) -> Lookup<'_> {
+        if let Some(e) = self.entries.get(exposed) {
+            return Lookup::Found(e);
+        }
+        if let Some(c) = self.down.get(exposed) {
+            return Lookup::Down(c.clone());
+        }
+        let by_prefix: Vec<_> = self
+            .unlisted
+            .iter()
+            .filter(|(_, p)| exposed.len() > p.len() && exposed.starts_with(p.as_str()))
+            .map(|(i, p)| Candidate {
+                upstream: *i,
+                original: exposed[p.len()..].into(),
+                read_only_hint: None,
+            })
+            .collect();
+        if !by_prefix.is_empty() {
+            return Lookup::Down(by_prefix);
+        }
+        if !self.bare.is_empty() {
+            return Lookup::Down(
+                self.bare
+                    .iter()
+                    .map(|&i| Candidate {
+                        upstream: i,
+                        original: exposed.into(),
+                        read_only_hint: None,
+                    })
+                    .collect(),
+            );
+        }
+        Lookup::Unknown
     }
 
     pub fn len(&self) -> usize {
@@ -167,5 +262,79 @@ mod tests {
                 upstreams: vec!["a".into(), "b".into()]
             }]
         );
+    }
+
+    fn down(upstream: usize, original: &str, read_only_hint: Option<bool>) -> Lookup<'static> {
+        Lookup::Down(vec![Candidate {
+            upstream,
+            original: original.into(),
+            read_only_hint,
+        }])
+    }
+
+    #[test]
+    fn names_of_down_upstreams_are_attributed_not_unknown() {
+        let links = [link("a"), link("b"), link("d")];
+        // a is connected; b listed once and is down now; d never connected.
+        let mut c = Catalog::build(
+            &links,
+            &[
+                ("a__", Arc::new(vec![tool("post", false)])),
+                ("b__", Arc::new(vec![])),
+                ("d__", Arc::new(vec![])),
+            ],
+        );
+        c.mark_down(1, "b__", Some(&[tool("get", true), tool("post", false)]));
+        c.mark_down(2, "d__", None);
+        assert!(matches!(c.lookup("a__post"), Lookup::Found(e) if e.upstream == 0));
+        // Down upstreams' tools stay out of tools/list.
+        let names: Vec<_> = c.tools.iter().map(|t| t.name.to_string()).collect();
+        assert_eq!(names, ["a__post"]);
+        // By the last tool list, with its readOnlyHint.
+        assert_eq!(c.lookup("b__get"), down(1, "get", Some(true)));
+        assert_eq!(c.lookup("b__post"), down(1, "post", Some(false)));
+        // b listed and did not name it: unknown, as it would be with b connected.
+        assert_eq!(c.lookup("b__nope"), Lookup::Unknown);
+        // Never listed: every name with its prefix is its own, of unknown kind.
+        assert_eq!(c.lookup("d__publish"), down(2, "publish", None));
+        assert_eq!(c.lookup("d__"), Lookup::Unknown);
+        assert_eq!(c.lookup("a__nope"), Lookup::Unknown);
+        assert_eq!(c.lookup("nope"), Lookup::Unknown);
+    }
+
+    #[test]
+    fn unattributable_names_go_to_every_down_empty_prefix_upstream() {
+        let links = [link("a"), link("b"), link("c")];
+        let ups = [
+            ("a__", Arc::new(vec![tool("post", false)])),
+            ("", Arc::new(vec![])),
+            ("", Arc::new(vec![])),
+        ];
+        let mut c = Catalog::build(&links, &ups);
+        // b listed `get` and is down; c never listed.
+        c.mark_down(1, "", Some(&[tool("get", true)]));
+        c.mark_down(2, "", None);
+        assert_eq!(c.lookup("get"), down(1, "get", Some(true)));
+        let both = |name: &str| {
+            Lookup::Down(
+                [1, 2]
+                    .map(|upstream| Candidate {
+                        upstream,
+                        original: name.into(),
+                        read_only_hint: None,
+                    })
+                    .to_vec(),
+            )
+        };
+        // Anything else may be either's (a restarted b may bring new tools).
+        assert_eq!(c.lookup("other"), both("other"));
+        assert_eq!(c.lookup("a__nope"), both("a__nope"));
+        assert!(matches!(c.lookup("a__post"), Lookup::Found(_)));
+        // Only c down: names go to c alone; nobody down: unknown as before.
+        let mut c = Catalog::build(&links, &ups);
+        c.mark_down(2, "", None);
+        assert_eq!(c.lookup("x"), down(2, "x", None));
+        let c = Catalog::build(&links, &ups);
+        assert_eq!(c.lookup("x"), Lookup::Unknown);
     }
 }

@@ -9,7 +9,7 @@ use rmcp::service::{Peer, PeerRequestOptions, ServiceError};
 use tokio_util::sync::CancellationToken;
 
 use super::http::HttpFault;
-use super::{Conn, Link};
+use super::{Conn, Link, Status, Upstreams};
 use crate::error::{GatewayError, UpstreamFault};
 
 impl Link {
@@ -24,10 +24,7 @@ impl Link {
         ct: &CancellationToken,
     ) -> Result<CallToolResponse, GatewayError> {
         let answer = match self.conn() {
-            None => Err(self.fail(
-                UpstreamFault::NotConnected,
-                "not connected (restarting)".into(),
-            )),
+            None => Err(self.not_connected()),
             Some(Conn::Rmcp(peer)) => self.call_rmcp(&peer, params, meta, ct).await,
             Some(Conn::Http(conn)) => match conn.call_tool(params, meta, ct).await {
                 Ok(r) => Ok(r),
@@ -46,6 +43,31 @@ impl Link {
                 UpstreamFault::Protocol,
                 format!("unexpected response to tools/call: {}", kind(&other)),
             )),
+        }
+    }
+
+    /// The error of a call that cannot be sent now because the upstream is not connected
+    /// (nothing is sent, so it is retryable), or `None` while it is connected.
+    pub fn unreachable(&self) -> Option<GatewayError> {
+        self.conn().is_none().then(|| self.not_connected())
+    }
+
+    fn not_connected(&self) -> GatewayError {
+        self.fail(
+            UpstreamFault::NotConnected,
+            format!("not connected ({}); retry later", self.down_reason()),
+        )
+    }
+
+    /// Why the upstream is not connected, for the runner and the audit record.
+    fn down_reason(&self) -> String {
+        let s = self.state.read().expect("link lock");
+        match (s.status, s.last_error.as_deref()) {
+            (Status::Backoff, Some(e)) => format!("backoff: {e}"),
+            (Status::Connecting, Some(e)) => format!("reconnecting after: {e}"),
+            (Status::Connecting, None) => "connecting: not connected yet since start-up".into(),
+            (Status::Stopped, _) => "stopped: the gateway is shutting down".into(),
+            (status, e) => format!("{status:?}: {}", e.unwrap_or("connection closed")),
         }
     }
 
@@ -131,6 +153,32 @@ impl Link {
                 format!("connection lost after the call was sent: {e}"),
             ),
         })
+    }
+}
+
+impl Upstreams {
+    /// The error of a call to `tool`, which is not exposed now and may belong to any of the
+    /// not-connected upstreams `candidates` (indices, at least one). `data.upstream` names the
+    /// first; the message names them all.
+    pub fn unreachable(&self, tool: &str, candidates: &[usize]) -> GatewayError {
+        let mut e = self.link(candidates[0]).not_connected();
+        if let GatewayError::Upstream { detail, .. } = &mut e
+            && candidates.len() > 1
+        {
+            let others: Vec<String> = candidates[1..]
+                .iter()
+                .map(|&i| {
+                    let l = self.link(i);
+                    format!("{:?} ({})", l.cfg.name, l.down_reason())
+                })
+                .collect();
+            *detail = format!(
+                "{detail}; no prefix attributes {tool:?}, so it may also belong to the \
+                 not-connected upstream(s) {}",
+                others.join(", ")
+            );
+        }
+        e
     }
 }
 

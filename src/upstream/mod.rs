@@ -49,7 +49,11 @@ pub struct Link {
 #[derive(Debug)]
 struct LinkState {
     conn: Option<Conn>,
+    /// The tools of the live connection; empty while not connected (what `tools/list` shows).
     tools: Arc<Vec<Tool>>,
+    /// The last `tools/list` answer, kept after a disconnect so that a call to one of these
+    /// tools while the upstream is down is attributed to it; `None` until the first listing.
+    listed: Option<Arc<Vec<Tool>>>,
     status: Status,
     last_error: Option<String>,
     restarts: u64,
@@ -75,6 +79,7 @@ impl Link {
             state: RwLock::new(LinkState {
                 conn: None,
                 tools: Arc::new(Vec::new()),
+                listed: None,
                 status: Status::Connecting,
                 last_error: None,
                 restarts: 0,
@@ -89,6 +94,12 @@ impl Link {
 
     fn tools(&self) -> Arc<Vec<Tool>> {
         self.state.read().expect("link lock").tools.clone()
+    }
+
+    /// Whether calls can be sent right now, and the last tool list (kept while down).
+    fn catalog_view(&self) -> (bool, Option<Arc<Vec<Tool>>>) {
+        let s = self.state.read().expect("link lock");
+        (s.conn.is_some(), s.listed.clone())
     }
 
     fn update(&self, f: impl FnOnce(&mut LinkState)) {
@@ -144,6 +155,9 @@ impl Upstreams {
             shutdown: CancellationToken::new(),
             tasks: tokio::sync::Mutex::new(Vec::new()),
         });
+        // A catalog that knows every upstream is not connected yet, before the first connects:
+        // a call right after start-up is then "not connected" (retryable), not "unknown tool".
+        this.rebuild();
         let handles = this
             .links
             .iter()
@@ -185,7 +199,12 @@ impl Upstreams {
             .iter()
             .map(|l| (l.cfg.prefix.as_str(), l.tools()))
             .collect();
-        let next = Catalog::build(&self.links, &tools);
+        let mut next = Catalog::build(&self.links, &tools);
+        for (i, link) in self.links.iter().enumerate() {
+            if let (false, listed) = link.catalog_view() {
+                next.mark_down(i, &link.cfg.prefix, listed.as_deref().map(Vec::as_slice));
+            }
+        }
         for c in &next.conflicts {
             tracing::error!(tool = %c.name, upstreams = ?c.upstreams, "tool name exposed by more than one upstream; withheld from tools/list until the prefixes differ");
         }

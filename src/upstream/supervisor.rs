@@ -106,6 +106,7 @@ pub(super) async fn supervise(link: Arc<Link>, set: Weak<Upstreams>) {
         };
         link.update(|s| {
             s.conn = None;
+            // `listed` stays: while down, calls to those tools are "not connected", not unknown.
             s.tools = Arc::new(Vec::new());
             s.status = Status::Backoff;
             s.last_error = Some(reason.clone());
@@ -180,9 +181,11 @@ async fn serve_connection(
 /// Publishes a freshly connected upstream: its connection, tools and status.
 fn install(link: &Arc<Link>, set: &Weak<Upstreams>, conn: Conn, tools: Vec<Tool>) {
     tracing::info!(upstream = %link.cfg.name, tools = tools.len(), "upstream connected");
+    let tools = Arc::new(tools);
     link.update(|s| {
         s.conn = Some(conn);
-        s.tools = Arc::new(tools);
+        s.listed = Some(tools.clone());
+        s.tools = tools;
         s.status = Status::Connected;
         s.last_error = None;
         s.connected_since = Some(Instant::now());
@@ -195,7 +198,11 @@ fn install(link: &Arc<Link>, set: &Weak<Upstreams>, conn: Conn, tools: Vec<Tool>
 /// Replaces an upstream's tools after `tools/list_changed` (or a new session).
 fn publish_tools(link: &Link, set: &Weak<Upstreams>, tools: Vec<Tool>) {
     tracing::info!(upstream = %link.cfg.name, tools = tools.len(), "upstream tool list changed");
-    link.update(|s| s.tools = Arc::new(tools));
+    let tools = Arc::new(tools);
+    link.update(|s| {
+        s.listed = Some(tools.clone());
+        s.tools = tools;
+    });
     if let Some(set) = set.upgrade() {
         set.rebuild();
     }
