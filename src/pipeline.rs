@@ -27,7 +27,7 @@ use crate::error::{GatewayError, UpstreamFault};
 use crate::flags::Flags;
 use crate::journal::{Claim, HardStopKind, Intent, Outcome, Settle, Store};
 use crate::policy::freeze::{self, Freeze};
-use crate::policy::{binding, idempotency, idempotency::Permit, meta};
+use crate::policy::{binding, idempotency, idempotency::Permit, meta, spam};
 use crate::safety::SafetyState;
 use crate::upstream::Upstreams;
 
@@ -178,7 +178,10 @@ impl Pipeline {
         let policy = cx.policy.clone().expect("resolved before dispatch");
         let args = params.arguments.clone().unwrap_or_default();
         cx.account = text(args.get(&policy.account_arg));
-        cx.target = policy.target_arg.as_ref().and_then(|a| text(args.get(a)));
+        cx.target = policy
+            .target_arg
+            .as_ref()
+            .and_then(|a| spam::target_of(args.get(a)));
         let call_meta = match meta::parse(&meta.0.0) {
             Ok(m) => m,
             Err(d) => return self.refuse(cx, d).await,
@@ -262,7 +265,21 @@ impl Pipeline {
             return Err(self.not_sent(cx, e).await);
         }
 
-        // 5. Spam-loop gate: an active spam hard stop, or one repeat too many, refuses.
+        // 5. Spam-loop gate: a watched tool needs a countable target (fail closed: a target
+        //    the guard cannot count would slip past it); then an active spam hard stop, or one
+        //    repeat too many, refuses.
+        if let Some(arg) = &policy.target_arg
+            && cx.target.is_none()
+            && self.safety.watches(policy.action)
+        {
+            let d = Denial::new(
+                Reason::InvalidTarget,
+                format!(
+                    "the target argument {arg:?} must be a non-empty string or a number: the spam-loop guard counts this tool's calls per target"
+                ),
+            );
+            return self.refuse(cx, d).await;
+        }
         let mut slot = None;
         if let Some(target) = cx.target.clone() {
             if let Some(stop) = self.safety.spam_stop(&account, &target) {

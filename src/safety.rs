@@ -52,10 +52,14 @@ impl SafetyState {
             let names: Vec<String> = actions.iter().map(|a| action_name(*a)).collect();
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             for d in journal.dispatches_since(now - l.within_ms, &names)? {
+                // Folded again: journals written before targets were folded hold them raw.
+                let Some(target) = spam::target_key(&d.target) else {
+                    continue;
+                };
                 if let Some(a) = actions.iter().find(|a| action_name(**a) == d.action) {
                     state
                         .windows
-                        .entry((d.account, *a, d.target))
+                        .entry((d.account, *a, target))
                         .or_default()
                         .push_back(d.at_ms);
                 }
@@ -80,16 +84,24 @@ impl SafetyState {
             .cloned()
     }
 
-    /// The spam-loop hard stop on (account, target), if any.
+    /// The spam-loop hard stop on (account, target), if any. `target` is folded
+    /// ([`spam::target_key`]); so is each stop's, which older journals hold raw.
     pub fn spam_stop(&self, account: &str, target: &str) -> Option<HardStop> {
         self.active()
             .iter()
             .find(|s| {
                 s.kind == HardStopKind::SpamLoop
                     && s.account.as_deref() == Some(account)
-                    && s.target.as_deref() == Some(target)
+                    && s.target.as_deref().and_then(spam::target_key).as_deref() == Some(target)
             })
             .cloned()
+    }
+
+    /// Whether the spam-loop guard counts `action` (then a tool's target must be countable).
+    pub fn watches(&self, action: Action) -> bool {
+        self.limits
+            .as_ref()
+            .is_some_and(|(actions, _)| actions.contains(&action))
     }
 
     pub fn add_stop(&self, stop: HardStop) {

@@ -332,7 +332,8 @@ async fn fourth_identical_dm_is_a_spam_loop() {
     assert_eq!(stops.len(), 1);
     assert_eq!(
         (stops[0]["kind"].clone(), stops[0]["target"].clone()),
-        (json!("spam_loop"), json!("@fan"))
+        (json!("spam_loop"), json!("fan")),
+        "the stop names the target as the guard counts it (folded)"
     );
 }
 
