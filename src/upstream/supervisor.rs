@@ -336,6 +336,14 @@ async fn connect(link: &Link, refresh: mpsc::Sender<()>) -> Result<Connected, St
             };
             let mut cmd = tokio::process::Command::new(&program);
             cmd.args(&argv[1..]).envs(env);
+            // A process group of its own: a terminal's Ctrl-C (or any signal sent to the
+            // gateway's group) would otherwise kill the child at once, and a side effect in
+            // flight would end in doubt instead of finishing during the drain. The gateway
+            // alone decides when the child stops: stdin closed first, then SIGTERM, then kill
+            // (rmcp's stdio shutdown). Should the gateway itself die, the child still sees
+            // EOF on stdin, and a dropped transport kills it.
+            #[cfg(unix)]
+            cmd.process_group(0);
             if let Some(dir) = cwd {
                 cmd.current_dir(dir);
             }
