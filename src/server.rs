@@ -32,7 +32,9 @@ use crate::session::{Authenticator, MissingToken};
 use crate::transport::{Gateway, Listeners};
 use crate::upstream::Upstreams;
 
-/// How long in-flight HTTP requests get to finish after a shutdown signal.
+mod stdio;
+
+/// How long in-flight requests (HTTP or stdio) get to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the gateway could not start.
@@ -271,8 +273,14 @@ impl HttpServer {
     }
 }
 
-/// Serves one runner over stdin/stdout as tenant `tenant` until stdin closes.
-pub async fn serve_stdio(cfg: Config, tenant: &str) -> Result<(), StartError> {
+/// Serves one runner over stdin/stdout as tenant `tenant` until stdin closes or `signal`
+/// resolves. On the signal it drains as the HTTP listeners do: no new request is read, the
+/// ones in flight get [`DRAIN_TIMEOUT`] to finish, then upstreams stop and the journal flushes.
+pub async fn serve_stdio(
+    cfg: Config,
+    tenant: &str,
+    signal: impl Future<Output = ()>,
+) -> Result<(), StartError> {
     if cfg.tenant(tenant).is_none() {
         return Err(StartError::UnknownTenant(tenant.into()));
     }
@@ -280,13 +288,24 @@ pub async fn serve_stdio(cfg: Config, tenant: &str) -> Result<(), StartError> {
     let gateway = core.gateway(Some(Caller {
         tenant: tenant.into(),
     }));
-    let running = rmcp::ServiceExt::serve(gateway, rmcp::transport::stdio())
+    let drain = CancellationToken::new();
+    let transport = stdio::DrainingStdio::new(drain.clone(), DRAIN_TIMEOUT);
+    let running = rmcp::ServiceExt::serve(gateway, transport)
         .await
         .map_err(|e| StartError::Stdio(e.to_string()))?;
     tracing::info!(%tenant, "serving one runner on stdio");
-    let _ = running.waiting().await;
+    let mut ended = std::pin::pin!(running.waiting());
+    tokio::select! {
+        _ = &mut ended => {}
+        () = signal => {
+            tracing::info!("shutting down: draining requests, then stopping upstreams");
+            drain.cancel();
+            let _ = ended.await;
+        }
+    }
     core.upstreams.shutdown().await;
     core.flush_journal().await;
+    tracing::info!("stopped");
     Ok(())
 }
 

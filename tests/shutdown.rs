@@ -1,12 +1,13 @@
 //! End-to-end tests of graceful shutdown: a side effect in flight when the gateway is told to
 //! stop finishes and is journaled, in HTTP mode (signal to the whole process group, as a
-//! terminal's Ctrl-C sends it).
+//! terminal's Ctrl-C sends it) and in `serve --stdio` mode.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::*;
+use rmcp::ServiceExt;
 use serde_json::{Value, json};
 
 /// A stdio demo upstream whose every answer takes 1.5 s, so a call is surely in flight when
@@ -107,6 +108,71 @@ async fn ctrl_c_to_the_process_group_lets_a_side_effect_in_flight_finish() {
     assert_eq!(executions(&gw.path("a.count")), 1);
     assert_eq!(
         key_state(&gw.path("data/journal.db"), "k-drain"),
+        "succeeded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_sigterm_lets_a_side_effect_in_flight_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(SLOW_UPSTREAM, "")
+        .replace("{bin}", bin())
+        .replace("{dir}", dir.path().to_str().unwrap());
+    let path = dir.path().join("gw.yml");
+    std::fs::write(&path, cfg).unwrap();
+    let mut gateway = tokio::process::Command::new(bin())
+        .args(["serve", "--stdio", "--tenant", "a", "--config"])
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = gateway.id().unwrap().to_string();
+    let io = (
+        gateway.stdout.take().unwrap(),
+        gateway.stdin.take().unwrap(),
+    );
+    let c = ().serve(io).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !c
+        .peer()
+        .list_all_tools()
+        .await
+        .unwrap()
+        .iter()
+        .any(|t| t.name == "a__publish_post")
+    {
+        assert!(Instant::now() < deadline, "upstream tools never appeared");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let peer = c.peer().clone();
+    let in_flight = tokio::spawn(async move {
+        peer.call_tool(params(
+            "a__publish_post",
+            json!({"account_id": "a-1", "text": "drained"}),
+            Some(json!({"idempotency_key": "k-stdio"})),
+        ))
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    kill("-TERM", &pid);
+
+    let r = in_flight
+        .await
+        .unwrap()
+        .expect("the call in flight must complete");
+    assert!(structured(&r)["id"].is_string(), "{r:?}");
+    let status = tokio::time::timeout(Duration::from_secs(15), gateway.wait())
+        .await
+        .expect("gateway did not exit after the drain")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(executions(&dir.path().join("a.count")), 1);
+    assert_eq!(
+        key_state(&dir.path().join("data/journal.db"), "k-stdio"),
         "succeeded"
     );
 }
