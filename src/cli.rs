@@ -297,8 +297,9 @@ fn print_demo_banner(server: &HttpServer, generated: Option<&str>) {
             "Generated demo token (shown once; set TOOLGATE_DEMO_TOKEN to choose your own):\n  {token}"
         );
     }
+    // Double quotes around the header: the shell must expand $TOOLGATE_DEMO_TOKEN.
     println!(
-        "MCP:   http://{mcp}/mcp\nAdmin: http://{admin}/readyz\nTry a read-only call:\n  curl -s http://{mcp}/mcp -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n    -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: demo__get_post' \\\n    -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"demo__get_post\",\"arguments\":{{\"post_id\":\"p1\"}},\"_meta\":{{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\",\"io.modelcontextprotocol/clientInfo\":{{\"name\":\"curl\",\"version\":\"1\"}},\"io.modelcontextprotocol/clientCapabilities\":{{}}}}}}}}'",
+        "MCP:   http://{mcp}/mcp\nAdmin: http://{admin}/readyz (admin-only endpoints need TOOLGATE_ADMIN_TOKEN set at start)\nTry a read-only call:\n  curl -s http://{mcp}/mcp -H \"Authorization: Bearer {token}\" -H 'Content-Type: application/json' \\\n    -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: demo__get_post' \\\n    -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"demo__get_post\",\"arguments\":{{\"post_id\":\"p1\"}},\"_meta\":{{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\",\"io.modelcontextprotocol/clientInfo\":{{\"name\":\"curl\",\"version\":\"1\"}},\"io.modelcontextprotocol/clientCapabilities\":{{}}}}}}}}'",
         mcp = server.mcp_addr,
         admin = server.admin_addr,
     );
@@ -330,12 +331,18 @@ fn check(path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_failed(&e),
     };
+    if let Err(e) = cfg.check_distinct_tokens(|var| std::env::var(var).ok()) {
+        return config_failed(&e);
+    }
     let (slos, set) = match &cfg.slo_definitions {
         Some(p) => match crate::slo::load(p) {
-            Ok(s) => (s.slos.len(), s),
+            Ok(s) => (format!("{} SLOs", s.slos.len()), s),
             Err(e) => return config_failed(&e),
         },
-        None => (0, crate::slo::embedded()),
+        None => {
+            let s = crate::slo::embedded();
+            (format!("{} SLOs (embedded defaults)", s.slos.len()), s)
+        }
     };
     let (slo, window) = set.longest_window().unwrap_or(("(none)", Duration::ZERO));
     let retention = match cfg.audit_retention(slo, window) {
@@ -344,8 +351,13 @@ fn check(path: &std::path::Path) -> ExitCode {
     };
     let mut warnings = Vec::new();
     for var in cfg.missing_env() {
+        let how = if std::env::var_os(&var).is_some() {
+            "is set but empty"
+        } else {
+            "is not set"
+        };
         warnings.push(format!(
-            "environment variable {var} is not set here; `serve` needs it"
+            "environment variable {var} {how} here; `serve` needs a value in it"
         ));
     }
     for (i, a) in cfg.upstreams.iter().enumerate() {
@@ -362,7 +374,7 @@ fn check(path: &std::path::Path) -> ExitCode {
         eprintln!("warning: {w}");
     }
     println!(
-        "ok: {} — {} tenants, {} upstreams, {} classified tools, {slos} SLOs, audit retention {}",
+        "ok: {} — {} tenants, {} upstreams, {} classified tools, {slos}, audit retention {}",
         path.display(),
         cfg.tenants.len(),
         cfg.upstreams.len(),

@@ -28,7 +28,7 @@ use crate::flags::Flags;
 use crate::journal::sqlite::SqliteJournal;
 use crate::pipeline::Pipeline;
 use crate::safety::SafetyState;
-use crate::session::{Authenticator, MissingToken};
+use crate::session::{Authenticator, TokenError};
 use crate::transport::{Gateway, Listeners};
 use crate::upstream::Upstreams;
 
@@ -41,7 +41,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Token(#[from] MissingToken),
+    Token(#[from] TokenError),
     #[error("cannot create data dir {path}: {source}")]
     DataDir {
         path: String,
@@ -98,11 +98,6 @@ impl Core {
             source,
         })?;
         let cfg = Arc::new(cfg);
-        for t in cfg.tools.keys() {
-            if !cfg.upstreams.iter().any(|u| t.starts_with(&u.prefix)) {
-                tracing::warn!(tool = %t, "tools: entry matches no upstream's prefix; it will never apply");
-            }
-        }
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let (journal, recovery) = SqliteJournal::open(&cfg.data_dir, clock.now_ms())?;
         let journal = Arc::new(journal);
@@ -196,6 +191,15 @@ impl HttpServer {
     /// process environment (the embedded default's generated token).
     pub async fn start(cfg: Config, env: &HashMap<String, String>) -> Result<Self, StartError> {
         let auth = Authenticator::from_config(&cfg, env)?;
+        if !auth.has_admin() {
+            let why = match &cfg.admin_token_env {
+                None => "admin_token_env is not in the config".to_string(),
+                Some(var) => format!("{var} (admin_token_env) is not set or empty"),
+            };
+            tracing::warn!(
+                "no admin token ({why}): admin-only endpoints (resolving in-doubt keys, clearing hard stops, switching flags, status and export of every tenant) are disabled; set admin_token_env to a variable name and that variable to a token, then restart (the embedded default reads TOOLGATE_ADMIN_TOKEN)"
+            );
+        }
         let (mcp_at, admin_at) = (cfg.listen_mcp, cfg.listen_admin);
         let mcp = bind("mcp", mcp_at).await?;
         let admin = bind("admin", admin_at).await?;

@@ -111,6 +111,7 @@ mod tests {
             timeout: std::time::Duration::from_secs(1),
             required: true,
             prefix: format!("{name}__"),
+            classified: Vec::new(),
         }))
     }
 

@@ -177,9 +177,24 @@ async fn serve_connection(
     }
 }
 
+/// Warns about each `tools:` entry of this upstream that names none of its tools: a typo,
+/// or a tool the server dropped, leaves the real tool unclassified.
+fn warn_unmatched(link: &Link, tools: &[Tool]) {
+    for own in &link.cfg.classified {
+        if !tools.iter().any(|t| t.name == own.as_str()) {
+            tracing::warn!(
+                upstream = %link.cfg.name,
+                tool = %format!("{}{own}", link.cfg.prefix),
+                "tools: entry matches none of the upstream's tools; it classifies nothing"
+            );
+        }
+    }
+}
+
 /// Publishes a freshly connected upstream: its connection, tools and status.
 fn install(link: &Arc<Link>, set: &Weak<Upstreams>, conn: Conn, tools: Vec<Tool>) {
     tracing::info!(upstream = %link.cfg.name, tools = tools.len(), "upstream connected");
+    warn_unmatched(link, &tools);
     link.update(|s| {
         s.conn = Some(conn);
         s.tools = Arc::new(tools);
@@ -195,6 +210,7 @@ fn install(link: &Arc<Link>, set: &Weak<Upstreams>, conn: Conn, tools: Vec<Tool>
 /// Replaces an upstream's tools after `tools/list_changed` (or a new session).
 fn publish_tools(link: &Link, set: &Weak<Upstreams>, tools: Vec<Tool>) {
     tracing::info!(upstream = %link.cfg.name, tools = tools.len(), "upstream tool list changed");
+    warn_unmatched(link, &tools);
     link.update(|s| s.tools = Arc::new(tools));
     if let Some(set) = set.upgrade() {
         set.rebuild();

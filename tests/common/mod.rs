@@ -108,6 +108,9 @@ impl Drop for Proc {
     }
 }
 
+/// How a gateway process is started: [`Proc::spawn`] or [`Proc::spawn_in_own_group`].
+type SpawnFn = fn(&[&str], &[(&str, &str)]) -> Proc;
+
 /// A running gateway on a temporary config and data dir.
 pub struct Gateway {
     pub proc: Proc,
@@ -137,11 +140,7 @@ impl Gateway {
         )
     }
 
-    fn launch(
-        config: &str,
-        dir: tempfile::TempDir,
-        spawn: fn(&[&str], &[(&str, &str)]) -> Proc,
-    ) -> Self {
+    fn launch(config: &str, dir: tempfile::TempDir, spawn: SpawnFn) -> Self {
         let text = config
             .replace("{bin}", bin())
             .replace("{dir}", dir.path().to_str().unwrap());
