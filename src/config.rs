@@ -260,7 +260,7 @@ impl Config {
                 line,
                 column,
                 field: "(yaml)".into(),
-                message: e.to_string().lines().next().unwrap_or_default().to_string(),
+                message: yaml_message(&e),
             }
         })?;
         raw::validate(raw, file, base)
@@ -329,6 +329,38 @@ impl Config {
         names.sort();
         names.dedup();
         names
+    }
+}
+
+/// A YAML-layer error as one line for `file:line:column: (yaml): ...`: serde-saphyr's
+/// user-facing wording (its default one gives library advice, such as setting a
+/// `DuplicateKeyPolicy`), with the location left to the caller, and the type mismatches a
+/// config author meets most often said in config terms. The parser does not report the
+/// field path of these errors; the location points at the value.
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::MessageFormatter;
+    let text = serde_saphyr::UserMessageFormatter.format_message(e);
+    let first = text.lines().next().unwrap_or_default();
+    let plain = match first {
+        "expected sequence start" => Some("expected a list here: [a, b] or one `- item` per line"),
+        "expected mapping start" => {
+            Some("expected a mapping here: {key: value} or `key: value` lines")
+        }
+        "invalid boolean" => Some("expected true or false"),
+        m if m.strip_prefix("invalid ").is_some_and(|t| {
+            matches!(
+                t,
+                "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" | "isize"
+            )
+        }) =>
+        {
+            Some("expected a whole number (unquoted, within range)")
+        }
+        _ => None,
+    };
+    match plain {
+        Some(p) => format!("{p} ({first})"),
+        None => first.to_string(),
     }
 }
 

@@ -209,3 +209,34 @@ fn two_tenants_cannot_share_a_token_sha256() {
     assert!(e.message.contains("\"one\""), "{e}");
     assert!(!e.to_string().contains(&digest), "{e}");
 }
+
+#[test]
+fn yaml_type_errors_read_plainly() {
+    let cases = [
+        (
+            MINIMAL.replace(
+                "accounts: [{id: acme-ig, platform: instagram}]",
+                "accounts: acme-acct",
+            ),
+            (5, "expected a list here"),
+        ),
+        (
+            MINIMAL.replace("version: 1", "version: \"one\""),
+            (1, "expected a whole number"),
+        ),
+        (
+            format!("{MINIMAL}tools:\n  social__x: {{side_effect: maybe}}\n"),
+            (10, "expected true or false"),
+        ),
+        (
+            format!("{MINIMAL}    timeout: 5s\n    timeout: 6s\n"),
+            (10, "duplicate mapping key `timeout`"),
+        ),
+    ];
+    for (text, (line, want)) in cases {
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.line, line, "{e}");
+        assert!(e.message.contains(want), "{e}");
+        assert!(!e.message.contains("DuplicateKeyPolicy"), "{e}");
+    }
+}
