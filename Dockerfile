@@ -34,12 +34,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 # ---- runtime ------------------------------------------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
-# ca-certificates: TLS trust roots (for https:// upstreams).
+# No ca-certificates: toolgate speaks plain HTTP to upstreams (check refuses https://), and
+# the docker CLI of runtime-docker talks to the engine over its unix socket (image pulls and
+# registry TLS happen in the engine, not here).
 # curl: the HEALTHCHECK below. toolgate has no health subcommand, and a bash /dev/tcp probe
 #   would only prove that the port accepts connections (or hand-roll HTTP in shell); curl
 #   checks the HTTP status of /healthz under a hard timeout, for ~10 MB with its libraries.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends curl \
  && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 toolgate \
  && useradd --system --uid 10001 --gid toolgate --home-dir /var/lib/toolgate \
@@ -57,6 +59,10 @@ WORKDIR /var/lib/toolgate
 # it off public networks.
 EXPOSE 8790 8791
 # Liveness of the admin listener; the port must match listen.admin in the config.
+# start-period: a journal schema upgrade runs at start before anything is served (the port
+# accepts connections but /healthz does not answer; README, "journal"), about 7 s per
+# million audit records from a cached file: raise it for a large journal, or a restart
+# mid-upgrade rolls the upgrade back and starts it over.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
     CMD ["curl", "-fsS", "--max-time", "2", "-o", "/dev/null", "http://127.0.0.1:8791/healthz"]
 ENTRYPOINT ["toolgate"]

@@ -89,16 +89,18 @@ struct ServeArgs {
     /// Gateway config file (YAML). Without it, the embedded demo default is used.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Serve one runner over stdin/stdout instead of HTTP (needs --tenant).
-    #[arg(long, requires = "tenant")]
+    /// Serve one runner over stdin/stdout instead of HTTP (needs --tenant). No listener is
+    /// bound in this mode, the admin one neither: the runner owns the process and its
+    /// lifetime, and a sidecar per runner would otherwise need a port per runner too.
+    #[arg(long, requires = "tenant", conflicts_with_all = ["mcp_addr", "admin_addr"])]
     stdio: bool,
-    /// Tenant of the stdio runner.
-    #[arg(long)]
+    /// Tenant of the stdio runner (with --stdio only).
+    #[arg(long, requires = "stdio")]
     tenant: Option<String>,
-    /// Override listen.mcp (port 0 picks a free port).
+    /// Override listen.mcp (port 0 picks a free port; not with --stdio).
     #[arg(long)]
     mcp_addr: Option<SocketAddr>,
-    /// Override listen.admin.
+    /// Override listen.admin (not with --stdio).
     #[arg(long)]
     admin_addr: Option<SocketAddr>,
     /// Override data_dir.
@@ -141,7 +143,12 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli.command))
+    let code = runtime.block_on(run(cli.command));
+    // Do not wait for blocking-pool work that outlived the command, such as a read of a
+    // stdin that is not a pipe (it cannot be cancelled, and would hold the exit until the
+    // runner wrote another line).
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
 }
 
 /// Tokio worker threads: `TOOLGATE_WORKER_THREADS` if set to a positive number, else
@@ -236,7 +243,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
     if args.stdio {
         let tenant = args.tenant.unwrap_or_default();
-        return match serve_stdio(cfg, &tenant).await {
+        return match serve_stdio(cfg, &tenant, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("toolgate: {e}");
@@ -290,8 +297,9 @@ fn print_demo_banner(server: &HttpServer, generated: Option<&str>) {
             "Generated demo token (shown once; set TOOLGATE_DEMO_TOKEN to choose your own):\n  {token}"
         );
     }
+    // Double quotes around the header: the shell must expand $TOOLGATE_DEMO_TOKEN.
     println!(
-        "MCP:   http://{mcp}/mcp\nAdmin: http://{admin}/readyz\nTry a read-only call:\n  curl -s http://{mcp}/mcp -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n    -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: demo__get_post' \\\n    -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"demo__get_post\",\"arguments\":{{\"post_id\":\"p1\"}},\"_meta\":{{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\",\"io.modelcontextprotocol/clientInfo\":{{\"name\":\"curl\",\"version\":\"1\"}},\"io.modelcontextprotocol/clientCapabilities\":{{}}}}}}}}'",
+        "MCP:   http://{mcp}/mcp\nAdmin: http://{admin}/readyz (admin-only endpoints need TOOLGATE_ADMIN_TOKEN set at start)\nTry a read-only call:\n  curl -s http://{mcp}/mcp -H \"Authorization: Bearer {token}\" -H 'Content-Type: application/json' \\\n    -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: demo__get_post' \\\n    -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"demo__get_post\",\"arguments\":{{\"post_id\":\"p1\"}},\"_meta\":{{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\",\"io.modelcontextprotocol/clientInfo\":{{\"name\":\"curl\",\"version\":\"1\"}},\"io.modelcontextprotocol/clientCapabilities\":{{}}}}}}}}'",
         mcp = server.mcp_addr,
         admin = server.admin_addr,
     );
@@ -323,12 +331,18 @@ fn check(path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_failed(&e),
     };
+    if let Err(e) = cfg.check_distinct_tokens(|var| std::env::var(var).ok()) {
+        return config_failed(&e);
+    }
     let (slos, set) = match &cfg.slo_definitions {
         Some(p) => match crate::slo::load(p) {
-            Ok(s) => (s.slos.len(), s),
+            Ok(s) => (format!("{} SLOs", s.slos.len()), s),
             Err(e) => return config_failed(&e),
         },
-        None => (0, crate::slo::embedded()),
+        None => {
+            let s = crate::slo::embedded();
+            (format!("{} SLOs (embedded defaults)", s.slos.len()), s)
+        }
     };
     let (slo, window) = set.longest_window().unwrap_or(("(none)", Duration::ZERO));
     let retention = match cfg.audit_retention(slo, window) {
@@ -337,8 +351,13 @@ fn check(path: &std::path::Path) -> ExitCode {
     };
     let mut warnings = Vec::new();
     for var in cfg.missing_env() {
+        let how = if std::env::var_os(&var).is_some() {
+            "is set but empty"
+        } else {
+            "is not set"
+        };
         warnings.push(format!(
-            "environment variable {var} is not set here; `serve` needs it"
+            "environment variable {var} {how} here; `serve` needs a value in it"
         ));
     }
     for (i, a) in cfg.upstreams.iter().enumerate() {
@@ -355,7 +374,7 @@ fn check(path: &std::path::Path) -> ExitCode {
         eprintln!("warning: {w}");
     }
     println!(
-        "ok: {} — {} tenants, {} upstreams, {} classified tools, {slos} SLOs, audit retention {}",
+        "ok: {} — {} tenants, {} upstreams, {} classified tools, {slos}, audit retention {}",
         path.display(),
         cfg.tenants.len(),
         cfg.upstreams.len(),
@@ -397,6 +416,62 @@ async fn demo(args: DemoArgs) -> ExitCode {
         Err(e) => {
             eprintln!("toolgate demo-upstream: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("toolgate").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn serve_flags_that_would_be_ignored_are_refused() {
+        assert!(parse(&["serve", "--stdio", "--tenant", "a"]).is_ok());
+        assert!(
+            parse(&[
+                "serve",
+                "--mcp-addr",
+                "127.0.0.1:0",
+                "--admin-addr",
+                "127.0.0.1:0"
+            ])
+            .is_ok()
+        );
+        for refused in [
+            &["serve", "--stdio"][..],
+            &["serve", "--tenant", "a"],
+            &[
+                "serve",
+                "--stdio",
+                "--tenant",
+                "a",
+                "--admin-addr",
+                "127.0.0.1:0",
+            ],
+            &[
+                "serve",
+                "--stdio",
+                "--tenant",
+                "a",
+                "--mcp-addr",
+                "127.0.0.1:0",
+            ],
+        ] {
+            let e = parse(refused)
+                .err()
+                .unwrap_or_else(|| panic!("{refused:?} accepted"));
+            assert!(
+                matches!(
+                    e.kind(),
+                    clap::error::ErrorKind::ArgumentConflict
+                        | clap::error::ErrorKind::MissingRequiredArgument
+                ),
+                "{refused:?}: {e}"
+            );
         }
     }
 }

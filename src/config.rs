@@ -93,6 +93,9 @@ pub struct Tenant {
     pub token: TokenSource,
     pub canary: bool,
     pub accounts: Vec<Account>,
+    /// Where the entry is written, for errors found after parsing (tokens from the environment).
+    pub line: u64,
+    pub column: u64,
 }
 
 /// Where a tenant's bearer token comes from; plaintext never sits in the file.
@@ -120,6 +123,9 @@ pub struct Upstream {
     pub required: bool,
     /// Prepended to the upstream's tool names; `""` keeps them as they are.
     pub prefix: String,
+    /// Its own names of the tools that `tools:` entries classify (entries it alone could
+    /// expose), so that one the upstream does not offer can be reported once it lists them.
+    pub classified: Vec<String>,
 }
 
 /// How toolgate reaches an upstream.
@@ -254,7 +260,7 @@ impl Config {
                 line,
                 column,
                 field: "(yaml)".into(),
-                message: e.to_string().lines().next().unwrap_or_default().to_string(),
+                message: yaml_message(&e),
             }
         })?;
         raw::validate(raw, file, base)
@@ -304,7 +310,8 @@ impl Config {
         })
     }
 
-    /// Environment variables the config names that are not set (tokens it cannot resolve).
+    /// Environment variables the config names that are not set or empty (tokens it cannot
+    /// resolve).
     pub fn missing_env(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .tenants
@@ -317,11 +324,127 @@ impl Config {
                 UpstreamTransport::Http { token_env, .. } => token_env.clone(),
                 UpstreamTransport::Command { .. } => None,
             }))
-            .filter(|n| std::env::var_os(n).is_none())
+            .filter(|n| std::env::var_os(n).is_none_or(|v| v.is_empty()))
             .collect();
         names.sort();
         names.dedup();
         names
+    }
+}
+
+/// A YAML-layer error as one line for `file:line:column: (yaml): ...`: serde-saphyr's
+/// user-facing wording (its default one gives library advice, such as setting a
+/// `DuplicateKeyPolicy`), with the location left to the caller, and the type mismatches a
+/// config author meets most often said in config terms. The parser does not report the
+/// field path of these errors; the location points at the value.
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::MessageFormatter;
+    let text = serde_saphyr::UserMessageFormatter.format_message(e);
+    let first = text.lines().next().unwrap_or_default();
+    let plain = match first {
+        "expected sequence start" => Some("expected a list here: [a, b] or one `- item` per line"),
+        "expected mapping start" => {
+            Some("expected a mapping here: {key: value} or `key: value` lines")
+        }
+        "invalid boolean" => Some("expected true or false"),
+        m if m.strip_prefix("invalid ").is_some_and(|t| {
+            matches!(
+                t,
+                "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" | "isize"
+            )
+        }) =>
+        {
+            Some("expected a whole number (unquoted, within range)")
+        }
+        _ => None,
+    };
+    match plain {
+        Some(p) => format!("{p} ({first})"),
+        None => first.to_string(),
+    }
+}
+
+/// A tenant's token as far as it can be known: its digest, or why it is not there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolvedToken {
+    Digest([u8; 32]),
+    /// Its `token_env` variable is not set.
+    Unset,
+    /// Its `token_env` variable is set but empty.
+    Empty,
+}
+
+impl Tenant {
+    /// Resolves the token, reading a `token_env` variable through `lookup`.
+    pub fn resolve_token(&self, lookup: impl Fn(&str) -> Option<String>) -> ResolvedToken {
+        match &self.token {
+            TokenSource::Sha256(d) => ResolvedToken::Digest(*d),
+            TokenSource::Env(var) => match lookup(var) {
+                None => ResolvedToken::Unset,
+                Some(v) if v.is_empty() => ResolvedToken::Empty,
+                Some(v) => ResolvedToken::Digest(token_digest(&v)),
+            },
+        }
+    }
+
+    /// How the token is given, for messages: `token_env VAR` or `token_sha256`.
+    pub fn token_origin(&self) -> String {
+        match &self.token {
+            TokenSource::Env(var) => format!("token_env {var}"),
+            TokenSource::Sha256(_) => "token_sha256".into(),
+        }
+    }
+}
+
+/// The first two tenants (indices, in config order) whose resolved tokens are equal. A token
+/// must name one tenant: otherwise it authenticates as one of them, and the other's runner
+/// trips wrong-account hard stops on the wrong tenant.
+pub fn shared_token(tokens: &[ResolvedToken]) -> Option<(usize, usize)> {
+    let mut seen: BTreeMap<[u8; 32], usize> = BTreeMap::new();
+    for (i, t) in tokens.iter().enumerate() {
+        if let ResolvedToken::Digest(d) = t
+            && let Some(first) = seen.insert(*d, i)
+        {
+            return Some((first, i));
+        }
+    }
+    None
+}
+
+impl Config {
+    /// Refuses two tenants whose tokens are equal once `token_env` variables are read through
+    /// `lookup` (equal `token_sha256` values are refused by the parser already). Located at
+    /// the second tenant; never shows the token.
+    pub fn check_distinct_tokens(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let tokens: Vec<_> = self
+            .tenants
+            .iter()
+            .map(|t| t.resolve_token(&lookup))
+            .collect();
+        let Some((a, b)) = shared_token(&tokens) else {
+            return Ok(());
+        };
+        let (first, second) = (&self.tenants[a], &self.tenants[b]);
+        let field = match &second.token {
+            TokenSource::Env(_) => "token_env",
+            TokenSource::Sha256(_) => "token_sha256",
+        };
+        Err(ConfigError {
+            file: self.source.clone(),
+            line: second.line,
+            column: second.column,
+            field: format!("tenants[{b}].{field}"),
+            message: format!(
+                "tenant {:?} ({}) has the same token as tenant {:?} ({}): each tenant needs a token of its own",
+                second.id,
+                second.token_origin(),
+                first.id,
+                first.token_origin()
+            ),
+        })
     }
 }
 

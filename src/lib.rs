@@ -5,7 +5,8 @@
 //! A `tools/call` travels down this list; nothing lower imports anything higher.
 //!
 //! - [`config`]: the gateway's YAML file, raw → validated, with file:line:column errors.
-//! - [`server`]: binds the MCP and admin listeners, builds the shared handles, shuts down.
+//! - [`server`]: binds the MCP and admin listeners, builds the shared handles, shuts down
+//!   (`server::stdio`: the `serve --stdio` transport that drains in-flight calls on a signal).
 //! - [`fastpath`]: a plain `tools/call` POST straight to the pipeline, bypassing rmcp's tasks
 //!   (`fastpath::headers`: the header checks it makes as rmcp would).
 //! - [`transport`]: the rmcp `ServerHandler` edge: MCP requests in, JSON-RPC results out.

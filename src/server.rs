@@ -28,18 +28,20 @@ use crate::flags::Flags;
 use crate::journal::sqlite::SqliteJournal;
 use crate::pipeline::Pipeline;
 use crate::safety::SafetyState;
-use crate::session::{Authenticator, MissingToken};
+use crate::session::{Authenticator, TokenError};
 use crate::transport::{Gateway, Listeners};
 use crate::upstream::Upstreams;
 
-/// How long in-flight HTTP requests get to finish after a shutdown signal.
+mod stdio;
+
+/// How long in-flight requests (HTTP or stdio) get to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Token(#[from] MissingToken),
+    Token(#[from] TokenError),
     #[error("cannot create data dir {path}: {source}")]
     DataDir {
         path: String,
@@ -96,11 +98,6 @@ impl Core {
             source,
         })?;
         let cfg = Arc::new(cfg);
-        for t in cfg.tools.keys() {
-            if !cfg.upstreams.iter().any(|u| t.starts_with(&u.prefix)) {
-                tracing::warn!(tool = %t, "tools: entry matches no upstream's prefix; it will never apply");
-            }
-        }
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let (journal, recovery) = SqliteJournal::open(&cfg.data_dir, clock.now_ms())?;
         let journal = Arc::new(journal);
@@ -194,6 +191,15 @@ impl HttpServer {
     /// process environment (the embedded default's generated token).
     pub async fn start(cfg: Config, env: &HashMap<String, String>) -> Result<Self, StartError> {
         let auth = Authenticator::from_config(&cfg, env)?;
+        if !auth.has_admin() {
+            let why = match &cfg.admin_token_env {
+                None => "admin_token_env is not in the config".to_string(),
+                Some(var) => format!("{var} (admin_token_env) is not set or empty"),
+            };
+            tracing::warn!(
+                "no admin token ({why}): admin-only endpoints (resolving in-doubt keys, clearing hard stops, switching flags, status and export of every tenant) are disabled; set admin_token_env to a variable name and that variable to a token, then restart (the embedded default reads TOOLGATE_ADMIN_TOKEN)"
+            );
+        }
         let (mcp_at, admin_at) = (cfg.listen_mcp, cfg.listen_admin);
         let mcp = bind("mcp", mcp_at).await?;
         let admin = bind("admin", admin_at).await?;
@@ -271,8 +277,14 @@ impl HttpServer {
     }
 }
 
-/// Serves one runner over stdin/stdout as tenant `tenant` until stdin closes.
-pub async fn serve_stdio(cfg: Config, tenant: &str) -> Result<(), StartError> {
+/// Serves one runner over stdin/stdout as tenant `tenant` until stdin closes or `signal`
+/// resolves. On the signal it drains as the HTTP listeners do: no new request is read, the
+/// ones in flight get [`DRAIN_TIMEOUT`] to finish, then upstreams stop and the journal flushes.
+pub async fn serve_stdio(
+    cfg: Config,
+    tenant: &str,
+    signal: impl Future<Output = ()>,
+) -> Result<(), StartError> {
     if cfg.tenant(tenant).is_none() {
         return Err(StartError::UnknownTenant(tenant.into()));
     }
@@ -280,13 +292,24 @@ pub async fn serve_stdio(cfg: Config, tenant: &str) -> Result<(), StartError> {
     let gateway = core.gateway(Some(Caller {
         tenant: tenant.into(),
     }));
-    let running = rmcp::ServiceExt::serve(gateway, rmcp::transport::stdio())
+    let drain = CancellationToken::new();
+    let transport = stdio::DrainingStdio::new(drain.clone(), DRAIN_TIMEOUT);
+    let running = rmcp::ServiceExt::serve(gateway, transport)
         .await
         .map_err(|e| StartError::Stdio(e.to_string()))?;
     tracing::info!(%tenant, "serving one runner on stdio");
-    let _ = running.waiting().await;
+    let mut ended = std::pin::pin!(running.waiting());
+    tokio::select! {
+        _ = &mut ended => {}
+        () = signal => {
+            tracing::info!("shutting down: draining requests, then stopping upstreams");
+            drain.cancel();
+            let _ = ended.await;
+        }
+    }
     core.upstreams.shutdown().await;
     core.flush_journal().await;
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use crate::call::Caller;
-use crate::config::{Config, TokenSource, token_digest};
+use crate::config::{Config, ResolvedToken, TokenSource, token_digest};
 
 /// Why a request was not authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -27,14 +27,20 @@ impl AuthError {
     }
 }
 
-/// A token source in the config could not be resolved at start-up.
+/// The tenants' tokens cannot be used as configured (found at start-up).
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "tenant {tenant:?}: environment variable {var} is not set (it holds the tenant's bearer token)"
-)]
-pub struct MissingToken {
-    pub tenant: String,
-    pub var: String,
+pub enum TokenError {
+    #[error(
+        "tenant {tenant:?}: environment variable {var} is not set (it holds the tenant's bearer token)"
+    )]
+    Unset { tenant: String, var: String },
+    #[error(
+        "tenant {tenant:?}: environment variable {var} is set but empty (it must hold the tenant's bearer token)"
+    )]
+    Empty { tenant: String, var: String },
+    /// Two tenants with one token; the message names both, never the token.
+    #[error("{0}")]
+    Shared(crate::config::ConfigError),
 }
 
 /// Token digests of every tenant (and the admin), compared in constant time.
@@ -56,21 +62,28 @@ impl std::fmt::Debug for Authenticator {
 impl Authenticator {
     /// Resolves every tenant's token. `env` overrides the process environment (used for the
     /// token the embedded default generates); only digests are kept.
-    pub fn from_config(cfg: &Config, env: &HashMap<String, String>) -> Result<Self, MissingToken> {
+    pub fn from_config(cfg: &Config, env: &HashMap<String, String>) -> Result<Self, TokenError> {
         let lookup = |var: &str| env.get(var).cloned().or_else(|| std::env::var(var).ok());
         let mut tenants = Vec::with_capacity(cfg.tenants.len());
         for t in &cfg.tenants {
-            let digest = match &t.token {
-                TokenSource::Sha256(d) => *d,
-                TokenSource::Env(var) => match lookup(var).filter(|v| !v.is_empty()) {
-                    Some(tok) => token_digest(&tok),
-                    None => {
-                        return Err(MissingToken {
-                            tenant: t.id.clone(),
-                            var: var.clone(),
-                        });
-                    }
-                },
+            let var = || match &t.token {
+                TokenSource::Env(v) => v.clone(),
+                TokenSource::Sha256(_) => String::new(),
+            };
+            let digest = match t.resolve_token(lookup) {
+                ResolvedToken::Digest(d) => d,
+                ResolvedToken::Unset => {
+                    return Err(TokenError::Unset {
+                        tenant: t.id.clone(),
+                        var: var(),
+                    });
+                }
+                ResolvedToken::Empty => {
+                    return Err(TokenError::Empty {
+                        tenant: t.id.clone(),
+                        var: var(),
+                    });
+                }
             };
             tenants.push((
                 digest,
@@ -79,6 +92,8 @@ impl Authenticator {
                 },
             ));
         }
+        cfg.check_distinct_tokens(lookup)
+            .map_err(TokenError::Shared)?;
         let admin = cfg
             .admin_token_env
             .as_deref()
@@ -186,6 +201,40 @@ mod tests {
         )
         .unwrap();
         let e = Authenticator::from_config(&cfg, &HashMap::new()).unwrap_err();
-        assert_eq!(e.var, "TOOLGATE_TEST_SURELY_UNSET");
+        assert!(
+            matches!(&e, TokenError::Unset { var, .. } if var == "TOOLGATE_TEST_SURELY_UNSET"),
+            "{e}"
+        );
+        let empty = [("TOOLGATE_TEST_SURELY_UNSET".to_string(), String::new())].into();
+        let e = Authenticator::from_config(&cfg, &empty).unwrap_err();
+        assert!(e.to_string().contains("set but empty"), "{e}");
+    }
+
+    #[test]
+    fn two_tenants_with_one_token_are_refused() {
+        let yaml = format!(
+            "version: 1\ntenants:\n  - id: a\n    token_env: TOK_A\n  - id: b\n    token_env: TOK_B\n  - id: c\n    token_sha256: {}\n",
+            hex::encode(token_digest("secret-c"))
+        );
+        let cfg = Config::parse(&yaml, "t.yml", Path::new(".")).unwrap();
+        let env = |a: &str, b: &str| -> HashMap<String, String> {
+            [("TOK_A", a), ("TOK_B", b)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(Authenticator::from_config(&cfg, &env("secret-a", "secret-b")).is_ok());
+        let cases = [
+            ("t0k-shared", "t0k-shared", "tenants[1].token_env", 5),
+            ("secret-a", "secret-c", "tenants[2].token_sha256", 7),
+        ];
+        for (a, b, field, line) in cases {
+            let e = Authenticator::from_config(&cfg, &env(a, b)).unwrap_err();
+            let TokenError::Shared(e) = e else {
+                panic!("{e}")
+            };
+            assert_eq!((e.field.as_str(), e.line), (field, line), "{e}");
+            assert!(!e.to_string().contains(b), "the token leaks: {e}");
+        }
     }
 }

@@ -8,9 +8,11 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{
-    Account, Capability, Config, ConfigError, DEFAULT_MAX_BODY, ProofPointers, Retention, Safety,
-    SpamLoop, Tenant, TokenSource, ToolPolicy, Upstream, UpstreamTransport, parse_duration,
+    Account, Capability, Config, ConfigError, DEFAULT_MAX_BODY, Retention, Safety, SpamLoop,
+    Tenant, TokenSource, Upstream, UpstreamTransport, parse_duration,
 };
+
+mod tools;
 
 /// What a side-effect tool does, in the policy's `action_type` tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
@@ -244,59 +246,8 @@ pub(super) fn validate(raw: RawConfig, file: &str, base: &Path) -> Result<Config
         );
     }
     let tenants = validate_tenants(&c, raw.tenants)?;
-    let upstreams = validate_upstreams(&c, raw.upstreams, base)?;
-    let mut tools = BTreeMap::new();
-    for (name, t) in raw.tools {
-        let at = t.referenced;
-        let t = t.value;
-        let field = format!("tools.{name}");
-        for (k, p) in [
-            ("post_id", &t.proof.post_id),
-            ("url", &t.proof.url),
-            ("screenshot", &t.proof.screenshot),
-        ] {
-            if let Some(p) = p
-                && !is_pointer(p)
-            {
-                return c.err(
-                    at,
-                    format!("{field}.proof.{k}"),
-                    format!("{p:?} is not a JSON pointer (it must start with '/')"),
-                );
-            }
-        }
-        if let Some(cap) = &t.capability
-            && !raw.capabilities.is_empty()
-            && !raw.capabilities.contains_key(cap)
-        {
-            return c.err(
-                at,
-                format!("{field}.capability"),
-                format!("capability {cap:?} is not declared under capabilities:"),
-            );
-        }
-        let account_arg = t.account_arg.unwrap_or_else(|| "account_id".into());
-        if account_arg.is_empty() {
-            return c.err(at, format!("{field}.account_arg"), "must not be empty");
-        }
-        tools.insert(
-            name,
-            ToolPolicy {
-                side_effect: t.side_effect.unwrap_or(true),
-                action: t.action.unwrap_or(Action::Other),
-                lane: t.lane.unwrap_or(Lane::Api),
-                platform: t.platform,
-                capability: t.capability,
-                account_arg,
-                target_arg: t.target_arg,
-                proof: ProofPointers {
-                    post_id: t.proof.post_id,
-                    url: t.proof.url,
-                    screenshot: t.proof.screenshot,
-                },
-            },
-        );
-    }
+    let mut upstreams = validate_upstreams(&c, raw.upstreams, base)?;
+    let tools = tools::validate_tools(&c, raw.tools, &raw.capabilities, &mut upstreams)?;
     let listen_mcp = raw.listen.mcp.unwrap_or(([127, 0, 0, 1], 8790).into());
     let listen_admin = raw.listen.admin.unwrap_or(([127, 0, 0, 1], 8791).into());
     if listen_mcp == listen_admin && listen_mcp.port() != 0 {
@@ -390,6 +341,7 @@ fn spam_loop(
 fn validate_tenants(c: &Checker, raw: Vec<Spanned<RawTenant>>) -> Result<Vec<Tenant>, ConfigError> {
     let mut ids = HashSet::new();
     let mut accounts_seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut digests: BTreeMap<[u8; 32], String> = BTreeMap::new();
     let mut tenants = Vec::new();
     for (i, t) in raw.into_iter().enumerate() {
         let at = t.referenced;
@@ -416,6 +368,11 @@ fn validate_tenants(c: &Checker, raw: Vec<Spanned<RawTenant>>) -> Result<Vec<Ten
                 if hex::decode_to_slice(hex_digest.trim(), &mut digest).is_err() {
                     return c.err(at, format!("{field}.token_sha256"), "must be 64 hex characters (sha256sum of the token)");
                 }
+                // A token must name one tenant: otherwise it authenticates as one of them,
+                // and the other's runner trips wrong-account hard stops on the wrong tenant.
+                if let Some(first) = digests.insert(digest, t.id.clone()) {
+                    return c.err(at, format!("{field}.token_sha256"), format!("equals the token_sha256 of tenant {first:?}: each tenant needs a token of its own"));
+                }
                 TokenSource::Sha256(digest)
             }
             (Some(_), Some(_)) => return c.err(at, &field, "set token_env or token_sha256, not both"),
@@ -439,6 +396,8 @@ fn validate_tenants(c: &Checker, raw: Vec<Spanned<RawTenant>>) -> Result<Vec<Ten
             });
         }
         tenants.push(Tenant {
+            line: at.line(),
+            column: at.column(),
             id: t.id,
             token,
             canary: t.canary,
@@ -541,6 +500,7 @@ fn validate_upstreams(
             timeout: u.timeout.unwrap_or(std::time::Duration::from_secs(30)),
             required: u.required,
             prefix,
+            classified: Vec::new(),
         });
     }
     Ok(out)

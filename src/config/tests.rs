@@ -167,3 +167,76 @@ fn retention_is_at_least_the_longest_slo_window() {
     let e = parse(&format!("{MINIMAL}retention: forever\n")).unwrap_err();
     assert_eq!((e.line, e.field.as_str()), (9, "retention"));
 }
+
+#[test]
+fn a_tools_key_must_fit_an_upstream() {
+    let e = parse(&format!(
+        "{MINIMAL}tools:\n  socal__publish_post: {{action: publish}}\n"
+    ))
+    .unwrap_err();
+    assert_eq!(
+        (e.field.as_str(), e.line),
+        ("tools.socal__publish_post", 10),
+        "{e}"
+    );
+    assert!(e.message.contains("\"social__\" (social)"), "{e}");
+    // The bare prefix leaves no tool name.
+    assert!(parse(&format!("{MINIMAL}tools:\n  social__: {{}}\n")).is_err());
+    let c = parse(&format!("{MINIMAL}tools:\n  social__publish_post: {{}}\n")).unwrap();
+    assert_eq!(c.upstreams[0].classified, ["publish_post"]);
+    // An upstream without a prefix can expose any name; with a prefixed one beside it, an
+    // entry belongs to the longest prefix it fits.
+    let text = format!(
+        "{MINIMAL}  - name: plain\n    url: http://h/mcp\n    prefix: \"\"\ntools:\n  anything: {{}}\n  social__x: {{}}\n"
+    );
+    let c = parse(&text).unwrap();
+    assert_eq!(c.upstreams[0].classified, ["x"]);
+    assert_eq!(c.upstreams[1].classified, ["anything"]);
+}
+
+#[test]
+fn two_tenants_cannot_share_a_token_sha256() {
+    let digest = "a".repeat(64);
+    let text = format!(
+        "version: 1\ntenants:\n  - id: one\n    token_sha256: {digest}\n  - id: two\n    token_sha256: {digest}\n"
+    );
+    let e = parse(&text).unwrap_err();
+    assert_eq!(
+        (e.field.as_str(), e.line),
+        ("tenants[1].token_sha256", 5),
+        "{e}"
+    );
+    assert!(e.message.contains("\"one\""), "{e}");
+    assert!(!e.to_string().contains(&digest), "{e}");
+}
+
+#[test]
+fn yaml_type_errors_read_plainly() {
+    let cases = [
+        (
+            MINIMAL.replace(
+                "accounts: [{id: acme-ig, platform: instagram}]",
+                "accounts: acme-acct",
+            ),
+            (5, "expected a list here"),
+        ),
+        (
+            MINIMAL.replace("version: 1", "version: \"one\""),
+            (1, "expected a whole number"),
+        ),
+        (
+            format!("{MINIMAL}tools:\n  social__x: {{side_effect: maybe}}\n"),
+            (10, "expected true or false"),
+        ),
+        (
+            format!("{MINIMAL}    timeout: 5s\n    timeout: 6s\n"),
+            (10, "duplicate mapping key `timeout`"),
+        ),
+    ];
+    for (text, (line, want)) in cases {
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.line, line, "{e}");
+        assert!(e.message.contains(want), "{e}");
+        assert!(!e.message.contains("DuplicateKeyPolicy"), "{e}");
+    }
+}

@@ -206,6 +206,7 @@ mod tests {
             timeout: std::time::Duration::from_secs(1),
             required: true,
             prefix: format!("{name}__"),
+            classified: Vec::new(),
         }))
     }
 

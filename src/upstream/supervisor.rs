@@ -178,9 +178,24 @@ async fn serve_connection(
     }
 }
 
+/// Warns about each `tools:` entry of this upstream that names none of its tools: a typo,
+/// or a tool the server dropped, leaves the real tool unclassified.
+fn warn_unmatched(link: &Link, tools: &[Tool]) {
+    for own in &link.cfg.classified {
+        if !tools.iter().any(|t| t.name == own.as_str()) {
+            tracing::warn!(
+                upstream = %link.cfg.name,
+                tool = %format!("{}{own}", link.cfg.prefix),
+                "tools: entry matches none of the upstream's tools; it classifies nothing"
+            );
+        }
+    }
+}
+
 /// Publishes a freshly connected upstream: its connection, tools and status.
 fn install(link: &Arc<Link>, set: &Weak<Upstreams>, conn: Conn, tools: Vec<Tool>) {
     tracing::info!(upstream = %link.cfg.name, tools = tools.len(), "upstream connected");
+    warn_unmatched(link, &tools);
     let tools = Arc::new(tools);
     link.update(|s| {
         s.conn = Some(conn);
@@ -198,6 +213,7 @@ fn install(link: &Arc<Link>, set: &Weak<Upstreams>, conn: Conn, tools: Vec<Tool>
 /// Replaces an upstream's tools after `tools/list_changed` (or a new session).
 fn publish_tools(link: &Link, set: &Weak<Upstreams>, tools: Vec<Tool>) {
     tracing::info!(upstream = %link.cfg.name, tools = tools.len(), "upstream tool list changed");
+    warn_unmatched(link, &tools);
     let tools = Arc::new(tools);
     link.update(|s| {
         s.listed = Some(tools.clone());
@@ -343,6 +359,14 @@ async fn connect(link: &Link, refresh: mpsc::Sender<()>) -> Result<Connected, St
             };
             let mut cmd = tokio::process::Command::new(&program);
             cmd.args(&argv[1..]).envs(env);
+            // A process group of its own: a terminal's Ctrl-C (or any signal sent to the
+            // gateway's group) would otherwise kill the child at once, and a side effect in
+            // flight would end in doubt instead of finishing during the drain. The gateway
+            // alone decides when the child stops: stdin closed first, then SIGTERM, then kill
+            // (rmcp's stdio shutdown). Should the gateway itself die, the child still sees
+            // EOF on stdin, and a dropped transport kills it.
+            #[cfg(unix)]
+            cmd.process_group(0);
             if let Some(dir) = cwd {
                 cmd.current_dir(dir);
             }

@@ -38,7 +38,19 @@ pub struct Proc {
 impl Proc {
     /// Spawns `toolgate ARGS` with JSON logs and waits for a log event with `message`.
     pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::spawn_cmd(Command::new(bin()), args, envs)
+    }
+
+    /// As [`Proc::spawn`], as the leader of a new process group (the group id is its pid),
+    /// so a test can signal the whole group as a terminal or a service manager would.
+    pub fn spawn_in_own_group(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(bin());
+        cmd.process_group(0);
+        Self::spawn_cmd(cmd, args, envs)
+    }
+
+    fn spawn_cmd(mut cmd: Command, args: &[&str], envs: &[(&str, &str)]) -> Self {
         cmd.args(["--log-format", "json"]).args(args);
         for (k, v) in envs {
             cmd.env(k, v);
@@ -96,6 +108,9 @@ impl Drop for Proc {
     }
 }
 
+/// How a gateway process is started: [`Proc::spawn`] or [`Proc::spawn_in_own_group`].
+type SpawnFn = fn(&[&str], &[(&str, &str)]) -> Proc;
+
 /// A running gateway on a temporary config and data dir.
 pub struct Gateway {
     pub proc: Proc,
@@ -113,12 +128,25 @@ impl Gateway {
     }
 
     pub fn start_in(config: &str, dir: tempfile::TempDir) -> Self {
+        Self::launch(config, dir, Proc::spawn)
+    }
+
+    /// As [`Gateway::start`], as the leader of its own process group (group id = its pid).
+    pub fn start_in_own_group(config: &str) -> Self {
+        Self::launch(
+            config,
+            tempfile::tempdir().unwrap(),
+            Proc::spawn_in_own_group,
+        )
+    }
+
+    fn launch(config: &str, dir: tempfile::TempDir, spawn: SpawnFn) -> Self {
         let text = config
             .replace("{bin}", bin())
             .replace("{dir}", dir.path().to_str().unwrap());
         let path = dir.path().join("gateway.yml");
         std::fs::write(&path, text).unwrap();
-        let proc = Proc::spawn(
+        let proc = spawn(
             &[
                 "serve",
                 "--config",

@@ -141,6 +141,20 @@ fn parser_only_config_rules_are_the_documented_ones() {
             format!("{BASE}listen: {{mcp: 127.0.0.1:9000, admin: 127.0.0.1:9000}}\n"),
         ),
         (
+            "two tenants with one token_sha256",
+            vary(
+                "upstreams:",
+                &format!(
+                    "  - id: one\n    token_sha256: {d}\n  - id: two\n    token_sha256: {d}\nupstreams:",
+                    d = "a".repeat(64)
+                ),
+            ),
+        ),
+        (
+            "a tools: key that no upstream's prefix fits",
+            format!("{BASE}tools: {{socal__x: {{}}}}\n"),
+        ),
+        (
             "undeclared capability",
             format!(
                 "{BASE}tools: {{social__x: {{capability: c}}}}\ncapabilities: {{d: {{stage: new}}}}\n"
@@ -155,7 +169,14 @@ fn parser_only_config_rules_are_the_documented_ones() {
             "the schema now rejects {what}: move the case"
         );
     }
-    for phrase in ["unique", "exactly one tenant", "listen.mcp", "capabilities"] {
+    for phrase in [
+        "unique",
+        "exactly one tenant",
+        "token_sha256",
+        "upstream's prefix",
+        "listen.mcp",
+        "capabilities",
+    ] {
         assert!(
             readme.contains(phrase),
             "proto/README.md no longer documents: {phrase}"
