@@ -20,7 +20,7 @@ pub use record::{META_ATTEMPT, META_AUDIT_FAILED, META_AUDIT_ID, META_REPLAYED, 
 use resolve::{Resolved, resolve};
 
 use crate::budget::Budget;
-use crate::call::{Caller, Denial, Reason};
+use crate::call::{Caller, Denial, FailureClass, Reason};
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
 use crate::error::{GatewayError, UpstreamFault};
@@ -152,7 +152,14 @@ impl Pipeline {
         ct: CancellationToken,
     ) -> Answer {
         let link = self.upstreams.link(upstream);
+        // A read-only call runs in the runner's connection task (no spawn: the fast path),
+        // so a runner that hangs up drops it mid-call; the guard still records it.
+        let mut pending = Unanswered {
+            journal: self.journal.as_ref(),
+            cx: Some(cx),
+        };
         let mut answer = link.call(params, hop_meta(meta), &ct).await;
+        let cx = pending.cx.take().expect("taken only here");
         if let Err(GatewayError::Upstream {
             fault, retryable, ..
         }) = &mut answer
@@ -374,6 +381,31 @@ impl Pipeline {
             }
         }
         answer
+    }
+}
+
+/// The audit record of a read-only call whose runner went away while it was forwarded
+/// (its future dropped before the answer): written on drop unless the call got that far.
+struct Unanswered<'a> {
+    journal: &'a dyn Store,
+    cx: Option<CallCtx>,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if let Some(cx) = self.cx.take() {
+            self.journal.append_later(
+                cx.record(
+                    Outcome::InDoubt,
+                    Some(FailureClass::RunnerFailure),
+                    Some(
+                        "the runner closed the connection before the answer; the call may have \
+                     reached the upstream"
+                            .into(),
+                    ),
+                ),
+            );
+        }
     }
 }
 

@@ -336,3 +336,38 @@ async fn cancelled_notification_stops_a_fast_path_call() {
     let a = decode(answer.unwrap()).await;
     assert!(a.message.get("result").is_some(), "{a:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_that_hangs_up_mid_call_still_leaves_the_calls_audit_record() {
+    let gw = Gateway::start(&config(&stdio_upstream("a", ""), ""));
+    gw.wait_ready().await;
+    let body = stateless_body(9, "a__slow_echo", json!({"text": "bye", "ms": 1500}));
+    // The client gives up after 300 ms and drops its connection: the gateway's task for
+    // the call is dropped with it, mid-forward.
+    let r = reqwest::Client::new()
+        .post(&gw.mcp)
+        .bearer_auth(TOKEN_A)
+        .header("Content-Type", "application/json")
+        .header("Accept", ACCEPT_BOTH)
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "a__slow_echo")
+        .timeout(Duration::from_millis(300))
+        .body(body.to_string())
+        .send()
+        .await;
+    assert!(r.is_err(), "the call should not have been answered yet");
+    let records = gw
+        .audit_records_when(|r| r.iter().any(|r| r.tool == "a__slow_echo"))
+        .await;
+    let mine: Vec<_> = records
+        .iter()
+        .filter(|r| r.tool == "a__slow_echo")
+        .collect();
+    assert_eq!(mine.len(), 1, "exactly one record for the call");
+    assert_eq!(mine[0].outcome, toolgate::journal::Outcome::InDoubt);
+    assert_eq!(
+        mine[0].failure_class,
+        Some(toolgate::call::FailureClass::RunnerFailure)
+    );
+}

@@ -116,6 +116,7 @@ tenants:
   - {id: a, token_env: A, accounts: [{id: a-1, platform: demo}]}
 upstreams:
   - {name: d, command: [x]}
+  - {name: e, command: [x], prefix: ''}
 tools:
   d__publish: {side_effect: true, action: publish}
   publish: {side_effect: true, action: publish}
