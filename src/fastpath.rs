@@ -14,6 +14,7 @@
 //! goes to rmcp unchanged, so its error answers stay rmcp's own.
 
 mod headers;
+mod owners;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tower::Service;
 
 use headers::{accepts, session_header, standard_headers_fit};
+use owners::SessionOwners;
 
 use crate::admin::Body;
 use crate::call::Caller;
@@ -85,6 +87,8 @@ pub struct FastPath {
     in_flight: Mutex<HashMap<InFlightKey, (u64, CancellationToken)>>,
     next_ticket: AtomicU64,
     started: Instant,
+    /// Which tenant opened each session; another tenant's token gets rmcp's 404.
+    owners: SessionOwners,
 }
 
 /// What to do with a request the fast path did not answer.
@@ -138,6 +142,7 @@ impl FastPath {
             in_flight: Mutex::new(HashMap::new()),
             next_ticket: AtomicU64::new(0),
             started: Instant::now(),
+            owners: SessionOwners::default(),
         }
     }
 
@@ -149,6 +154,11 @@ impl FastPath {
         mut req: Request<Incoming>,
         svc: &mut StreamableHttpService<Gateway, LocalSessionManager>,
     ) -> Response<Body> {
+        if let Some(refused) = self.owners.refuse(&caller.tenant, req.headers()) {
+            return refused;
+        }
+        let (tenant, method) = (caller.tenant.clone(), req.method().clone());
+        let asked = session_header(req.headers());
         let pass = match self.try_serve(&caller, req) {
             Ok(fut) => match fut.await {
                 Ok(resp) => return resp,
@@ -156,7 +166,7 @@ impl FastPath {
             },
             Err(untouched) => Pass::Untouched(untouched),
         };
-        match pass {
+        let resp = match pass {
             Pass::Untouched(r) => {
                 req = r;
                 req.extensions_mut().insert(caller);
@@ -169,7 +179,17 @@ impl FastPath {
                 r.extensions_mut().insert(caller);
                 svc.handle(r).await
             }
-        }
+        };
+        // Only rmcp opens and closes sessions, so only its answers teach the owners map.
+        let live = |id: &str| {
+            self.sessions
+                .sessions
+                .try_read()
+                .map_or(true, |m| m.contains_key(id))
+        };
+        self.owners
+            .observe(&tenant, &method, asked.as_deref(), &resp, live);
+        resp
     }
 
     /// Header checks that need no body; `Err` hands the request back untouched.

@@ -371,3 +371,41 @@ async fn a_runner_that_hangs_up_mid_call_still_leaves_the_calls_audit_record() {
         Some(toolgate::call::FailureClass::RunnerFailure)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_answers_only_to_the_tenant_that_opened_it() {
+    let gw = Gateway::start(&config(&stdio_upstream("a", ""), ""));
+    gw.wait_ready().await;
+    let mut a = Raw::new(&gw.mcp);
+    a.handshake().await;
+    until_fast(&a).await;
+    let sid = a.session.clone().unwrap();
+    let body = call_body(7, "a__get_post", json!({"post_id": "x"}));
+    // Tenant b's token with a's session id: a call (fast path and rmcp path alike) and a
+    // DELETE all get rmcp's answer to an unknown session.
+    let as_b = |method: reqwest::Method| {
+        a.http
+            .request(method, &gw.mcp)
+            .bearer_auth(TOKEN_B)
+            .header("Mcp-Session-Id", &sid)
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .header("Accept", ACCEPT_BOTH)
+    };
+    for via_rmcp in [false, true] {
+        let mut req = as_b(reqwest::Method::POST)
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        if via_rmcp {
+            req = req.header(VIA_RMCP.0, VIA_RMCP.1);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 404);
+        assert_eq!(r.text().await.unwrap(), "Not Found: Session not found");
+    }
+    let r = as_b(reqwest::Method::DELETE).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    // The session is a's, untouched.
+    let mine = a.send(&body, &[]).await;
+    assert_eq!(mine.status, 200, "{mine:?}");
+    assert_eq!(mine.message["result"]["structuredContent"]["id"], "x");
+}
