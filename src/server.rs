@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,10 +94,15 @@ impl Core {
 
     /// Prepares the data dir, opens and recovers the journal, then starts supervising upstreams.
     pub fn start(cfg: Config) -> Result<Self, StartError> {
-        std::fs::create_dir_all(&cfg.data_dir).map_err(|source| StartError::DataDir {
-            path: cfg.data_dir.display().to_string(),
-            source,
-        })?;
+        // Owner-only when toolgate creates it: the journal holds every tenant's stored results.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&cfg.data_dir)
+            .map_err(|source| StartError::DataDir {
+                path: cfg.data_dir.display().to_string(),
+                source,
+            })?;
         let cfg = Arc::new(cfg);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let (journal, recovery) = SqliteJournal::open(&cfg.data_dir, clock.now_ms())?;

@@ -13,6 +13,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,7 @@ impl DirLock {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| JournalError::Storage(format!("cannot open {}: {e}", path.display())))?;
         let started = Instant::now();
@@ -102,5 +104,29 @@ mod tests {
         assert!(started.elapsed() >= GRACE, "it waits out the grace first");
         drop(first);
         DirLock::acquire(dir.path()).expect("free again once the holder drops it");
+    }
+
+    #[tokio::test]
+    async fn a_new_journals_files_are_readable_by_their_owner_only() {
+        use crate::journal::Store;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (j, _) = crate::journal::sqlite::SqliteJournal::open(dir.path(), 0).unwrap();
+        let mut r = crate::journal::AuditRecord::new(
+            uuid::Uuid::now_v7().to_string(),
+            crate::clock::rfc3339(1_000),
+            crate::journal::RecordKind::Call,
+            "t",
+            crate::journal::Outcome::Success,
+        );
+        r.tenant = Some("a".into());
+        j.append(r).await.unwrap();
+        for f in [LOCK_FILE, "journal.db", "journal.db-wal", "journal.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}: {mode:o}");
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! one bad op does not sink the rest), commits once — one fsync for the whole batch — and only
 //! then acknowledges each caller. Under load, batches grow by themselves while a commit runs.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -119,6 +120,25 @@ fn open_conn(path: &Path) -> Result<Connection, JournalError> {
     Ok(conn)
 }
 
+/// Creates an empty database file readable by its owner only, unless one exists: SQLite
+/// gives the WAL and shared-memory files the database file's permissions, and the journal
+/// holds every tenant's stored results. An existing file keeps whatever its owner chose.
+fn create_private(path: &Path) -> Result<(), JournalError> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(JournalError::Storage(format!(
+            "cannot create {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 /// Brings the schema to the latest version (a fresh file gets every step).
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), JournalError> {
     migrate_to(conn, MIGRATIONS.len())
@@ -169,6 +189,7 @@ impl SqliteJournal {
     pub fn open(dir: &Path, now_ms: Millis) -> Result<(Self, Recovery), JournalError> {
         let lock = DirLock::acquire(dir)?;
         let path = dir.join("journal.db");
+        create_private(&path)?;
         let mut conn = open_conn(&path)?;
         migrate(&mut conn)?;
         // Checkpoints run on their own thread (below), never inside a commit: an automatic
