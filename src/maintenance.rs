@@ -1,5 +1,5 @@
 //! Background work of a running gateway: the budget feed, the audit-gap rule, key pruning,
-//! audit retention.
+//! audit retention, the watch on audit writes nobody waits for.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +24,39 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 pub const TICK_EVERY: Duration = Duration::from_millis(500);
 /// How often the budget snapshot is saved.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(30);
+
+/// How often the count of failed unacknowledged audit writes is checked.
+const UNRECORDED_EVERY: Duration = Duration::from_secs(1);
+
+/// Trips a `journal_failure` hard stop when an audit write nobody waited for (a read-only
+/// call's, an unknown tool's) failed: no caller saw that error, so without this watch a
+/// journal that cannot record would go unnoticed while only such calls come in.
+pub fn spawn_unrecorded_watch(
+    journal: Arc<dyn Store>,
+    safety: Arc<SafetyState>,
+    clock: Arc<dyn Clock>,
+) {
+    tokio::spawn(async move {
+        let mut seen = 0;
+        let mut tick = tokio::time::interval(UNRECORDED_EVERY);
+        loop {
+            tick.tick().await;
+            let failed = journal.write_stats().unrecorded;
+            if failed > seen {
+                let reason = format!(
+                    "{} audit records of calls nobody waited on (read-only calls, unknown \
+                     tools) failed to commit; see the log for the journal's error; side effects \
+                     are refused until an operator has checked the journal and cleared this stop",
+                    failed - seen
+                );
+                safety
+                    .trip_journal_failure(journal.as_ref(), reason, clock.now_ms())
+                    .await;
+                seen = failed;
+            }
+        }
+    });
+}
 
 /// Prunes settled keys older than the longest SLO window (at least 28 days), hourly.
 pub fn spawn_key_pruning(journal: Arc<dyn Store>, clock: Arc<dyn Clock>, slos: &SloSet) {

@@ -8,10 +8,10 @@ use std::sync::{Arc, RwLock};
 
 use dashmap::DashMap;
 
-use crate::call::Denial;
+use crate::call::{Denial, FailureClass};
 use crate::clock::Millis;
 use crate::config::{Action, Config};
-use crate::journal::{HardStop, HardStopKind, JournalError, Store};
+use crate::journal::{AuditRecord, HardStop, HardStopKind, JournalError, Store};
 use crate::policy::spam::{self, Limits};
 
 type SpamKey = (String, Action, String);
@@ -125,12 +125,33 @@ impl SafetyState {
         &self,
         journal: &dyn Store,
         stop: HardStop,
-        audit: crate::journal::AuditRecord,
+        audit: AuditRecord,
     ) -> Result<(), JournalError> {
         let written = journal.trip(stop.clone(), audit).await;
         tracing::error!(hard_stop = %stop.id, kind = ?stop.kind, tenant = ?stop.tenant, account = ?stop.account, reason = %stop.reason, recorded = written.is_ok(), "HARD STOP tripped");
         self.add_stop(stop);
         written
+    }
+
+    /// Trips the `journal_failure` hard stop unless one holds already: a write recording a
+    /// call failed (`reason` says which). Its own write most likely fails too; it holds from
+    /// memory either way (see [`Self::trip`]).
+    pub async fn trip_journal_failure(&self, journal: &dyn Store, reason: String, now: Millis) {
+        if self.journal_failure().is_some() {
+            return;
+        }
+        let mut rec = AuditRecord::operator("hard_stop.trip", now, "toolgate", &reason);
+        rec.failure_class = Some(FailureClass::ToolFailure);
+        let stop = HardStop::new(
+            HardStopKind::JournalFailure,
+            None,
+            None,
+            None,
+            reason,
+            &rec.id,
+            now,
+        );
+        let _ = self.trip(journal, stop, rec).await;
     }
 
     /// The active `journal_failure` hard stop, if any: while it holds, no side effect runs.

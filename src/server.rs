@@ -153,6 +153,7 @@ impl Core {
         });
         crate::maintenance::spawn_key_pruning(journal.clone(), clock.clone(), &slos);
         crate::maintenance::spawn_audit_retention(journal.clone(), clock.clone(), retention);
+        crate::maintenance::spawn_unrecorded_watch(journal.clone(), safety.clone(), clock.clone());
         crate::maintenance::spawn_budget(
             budget.clone(),
             journal.clone(),

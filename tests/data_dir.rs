@@ -210,3 +210,39 @@ async fn a_journal_that_cannot_record_stops_every_side_effect_until_an_operator_
         "the clear is on record"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_nobody_waited_for_still_stops_side_effects() {
+    let gw = Gateway::start(&config(&upstream(), TOOLS));
+    gw.wait_ready().await;
+    let c = client(&gw.mcp, TOKEN_A).await.unwrap();
+    // Only read-only calls come in while the journal cannot record: their records are
+    // queued without anyone waiting, so no caller sees the error.
+    squat_next_seq(&gw, 1);
+    call(&c, "a__get_post", json!({"post_id": "p"}), None)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stops = loop {
+        let (_, body) = gw
+            .admin("GET", "/v1/hard-stops", Some(ADMIN_TOKEN), None)
+            .await;
+        let stops = body["hard_stops"].as_array().cloned().unwrap_or_default();
+        if !stops.is_empty() || Instant::now() > deadline {
+            break stops;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    assert_eq!(stops[0]["kind"], json!("journal_failure"));
+    let e = call(
+        &c,
+        "a__publish_post",
+        json!({"account_id": "a-1", "text": "x"}),
+        Some(json!({"idempotency_key": "k"})),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.data.as_ref().unwrap()["reason"], json!("journal_failure"));
+    assert_eq!(executions(&gw.path("a.count")), 0);
+}

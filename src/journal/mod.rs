@@ -270,6 +270,8 @@ pub struct WriteStats {
     pub oldest_seq: u64,
     /// Audit records deleted by retention (every seq before `oldest_seq`).
     pub pruned: u64,
+    /// Audit records nobody waited for (read-only calls') that failed to commit since start.
+    pub unrecorded: u64,
 }
 
 /// What one retention batch ([`Store::prune_audit`]) did.

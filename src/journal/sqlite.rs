@@ -102,6 +102,9 @@ pub struct SqliteJournal {
 pub struct WriterStats {
     pub commits: std::sync::atomic::AtomicU64,
     pub ops: std::sync::atomic::AtomicU64,
+    /// Audit records nobody waited for (read-only calls', unknown tools') that failed to
+    /// commit.
+    pub unrecorded: std::sync::atomic::AtomicU64,
 }
 
 /// What opening found: calls the previous process left in flight, now in doubt.
@@ -534,6 +537,7 @@ impl Store for SqliteJournal {
             writes: self.stats.ops.load(Relaxed),
             oldest_seq: oldest,
             pruned: oldest.saturating_sub(1),
+            unrecorded: self.stats.unrecorded.load(Relaxed),
         }
     }
 

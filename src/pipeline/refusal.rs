@@ -8,9 +8,7 @@ use super::record::{CallCtx, proof};
 use super::{Answer, Pipeline, respond};
 use crate::call::{Denial, FailureClass};
 use crate::error::GatewayError;
-use crate::journal::{
-    AuditRecord, HardStop, HardStopKind, JournalError, KeyRecord, KeyState, Outcome,
-};
+use crate::journal::{HardStop, HardStopKind, JournalError, KeyRecord, KeyState, Outcome};
 
 impl Pipeline {
     /// Answers from the journal: no upstream call, a fresh audit record marked replayed.
@@ -124,27 +122,13 @@ impl Pipeline {
     /// looked and cleared it. One such stop at a time.
     pub(super) async fn journal_failed(&self, cx: &CallCtx, what: &str, e: &JournalError) {
         tracing::error!(audit_id = %cx.audit_id, tenant = %cx.tenant, tool = %cx.tool, error = %e, "could not record {what}");
-        if self.safety.journal_failure().is_some() {
-            return;
-        }
-        let now = self.clock.now_ms();
         let reason = format!(
             "the journal could not record {what} (audit record {} of tenant {}): {e}; side \
              effects are refused until an operator has checked the journal and cleared this stop",
             cx.audit_id, cx.tenant
         );
-        let mut rec = AuditRecord::operator("hard_stop.trip", now, "toolgate", &reason);
-        rec.failure_class = Some(FailureClass::ToolFailure);
-        let stop = HardStop::new(
-            HardStopKind::JournalFailure,
-            None,
-            None,
-            None,
-            reason,
-            &rec.id,
-            now,
-        );
-        // Its own write most likely fails too; the stop holds from memory either way.
-        let _ = self.safety.trip(self.journal.as_ref(), stop, rec).await;
+        self.safety
+            .trip_journal_failure(self.journal.as_ref(), reason, self.clock.now_ms())
+            .await;
     }
 }

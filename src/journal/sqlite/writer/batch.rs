@@ -102,6 +102,13 @@ impl Writer {
                 .expect("a careful transaction answers every op"),
         };
         for (op, result) in batch.into_iter().zip(results) {
+            // A failed write nobody waits on must still be noticed: the gateway trips a
+            // journal_failure hard stop when this count moves (maintenance.rs).
+            if result.is_err() && matches!(op, Op::Append(_, None)) {
+                self.stats
+                    .unrecorded
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             answer(op, result);
         }
     }
