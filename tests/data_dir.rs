@@ -83,7 +83,7 @@ async fn a_second_gateway_on_the_same_data_dir_refuses_to_start_and_the_first_is
             Some(69),
             "{args:?} should refuse to start; stderr:\n{stderr}"
         );
-        let holder = format!("in use by another toolgate process (pid {})", gw.proc.pid());
+        let holder = format!("in use by another toolgate process (pid {},", gw.proc.pid());
         assert!(stderr.contains(&holder), "{args:?}: {stderr}");
         assert!(stderr.contains("journal.lock"), "{stderr}");
     }

@@ -4,15 +4,16 @@
 //! safety state (hard stops, spam windows) lives in the process that loaded it. A second
 //! process writing the same journal would make every audit append of the first fail (a
 //! duplicate `seq`) while its side effects go on, and a stop tripped in one would not be
-//! enforced by the other. So a gateway takes an exclusive `flock` on `journal.lock` before it
-//! opens the database, and a second one refuses to start. Read-only tools (export, verify,
+//! enforced by the other. So a gateway takes an exclusive `flock` on the data dir before it
+//! opens the database (and writes its pid to `journal.lock`), and a second one refuses to
+//! start. Read-only tools (export, verify,
 //! incident bundles) do not take it: they read a consistent snapshot beside a live gateway.
 //!
-//! The lock is advisory and held by the open file, so the kernel releases it however the
-//! holder ends (exit, crash, SIGKILL): no stale lock file to clean up after a crash.
+//! The lock is advisory and held by the open directory, so the kernel releases it however
+//! the holder ends (exit, crash, SIGKILL): nothing stale to clean up after a crash.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -31,58 +32,58 @@ const GRACE: Duration = Duration::from_millis(1500);
 /// An exclusive lock on a data dir, released when dropped.
 #[derive(Debug)]
 pub struct DirLock {
-    _file: File,
+    _dir: File,
 }
 
 impl DirLock {
-    /// Takes the lock on `dir/journal.lock`, or says which process holds it.
+    /// Takes the lock on the data dir itself, or says which process holds it.
+    ///
+    /// The lock is on the directory, not on a file in it: a lock file can be deleted or
+    /// replaced while its holder runs (a cleanup script, an operator), and a second process
+    /// would then lock the new file and start. The directory cannot be replaced without
+    /// moving the journal with it. `journal.lock` only names the holder, for the message.
     pub fn acquire(dir: &Path) -> Result<Self, JournalError> {
         let path = dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| JournalError::Storage(format!("cannot open {}: {e}", path.display())))?;
+        let held = File::open(dir).map_err(|e| {
+            JournalError::Storage(format!("cannot open the data dir {}: {e}", dir.display()))
+        })?;
         let started = Instant::now();
         loop {
-            match file.try_lock() {
+            match held.try_lock() {
                 Ok(()) => break,
                 Err(TryLockError::WouldBlock) if started.elapsed() < GRACE => {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(TryLockError::WouldBlock) => {
                     return Err(JournalError::InUse {
-                        lock: path.display().to_string(),
-                        holder: holder(&mut file),
+                        lock: dir.display().to_string(),
+                        holder: holder(&path),
                     });
                 }
                 Err(TryLockError::Error(e)) => {
                     return Err(JournalError::Storage(format!(
-                        "cannot lock {}: {e}",
-                        path.display()
+                        "cannot lock the data dir {}: {e}",
+                        dir.display()
                     )));
                 }
             }
         }
         // Who holds it, for the error a second process prints. Best effort: the lock, not
-        // this text, is what excludes.
-        let _ = file
-            .set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| writeln!(file, "{}", std::process::id()));
-        Ok(Self { _file: file })
+        // this file, is what excludes.
+        let _ = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{}", std::process::id()));
+        Ok(Self { _dir: held })
     }
 }
 
 /// The holder's pid as it wrote it, if readable.
-fn holder(file: &mut File) -> Option<u32> {
-    let mut s = String::new();
-    file.rewind().ok()?;
-    file.read_to_string(&mut s).ok()?;
-    s.trim().parse().ok()
+fn holder(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 #[cfg(test)]
@@ -96,12 +97,18 @@ mod tests {
         let started = Instant::now();
         match DirLock::acquire(dir.path()) {
             Err(JournalError::InUse { lock, holder }) => {
-                assert_eq!(lock, dir.path().join(LOCK_FILE).display().to_string());
+                assert_eq!(lock, dir.path().display().to_string());
                 assert_eq!(holder, Some(std::process::id()));
             }
             other => panic!("expected InUse, got {other:?}"),
         }
         assert!(started.elapsed() >= GRACE, "it waits out the grace first");
+        // Deleting or replacing the pid file does not free the data dir.
+        std::fs::remove_file(dir.path().join(LOCK_FILE)).unwrap();
+        assert!(matches!(
+            DirLock::acquire(dir.path()),
+            Err(JournalError::InUse { holder: None, .. })
+        ));
         drop(first);
         DirLock::acquire(dir.path()).expect("free again once the holder drops it");
     }

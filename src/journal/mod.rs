@@ -34,9 +34,9 @@ pub enum JournalError {
     Corrupt(String),
     /// Another process holds the data dir's lock (see [`lock`]).
     #[error(
-        "the data dir is in use by another toolgate process{}: {lock} is locked; stop that \
-         process first, or give this one its own data_dir",
-        holder.map(|p| format!(" (pid {p})")).unwrap_or_default()
+        "the data dir {lock} is in use by another toolgate process{}; stop that process \
+         first, or give this one its own data_dir",
+        holder.map(|p| format!(" (pid {p}, from its journal.lock)")).unwrap_or_default()
     )]
     InUse { lock: String, holder: Option<u32> },
 }
