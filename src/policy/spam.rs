@@ -15,30 +15,76 @@ use crate::clock::Millis;
 pub fn target_of(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::String(s) => target_key(s),
-        Value::Number(n) => Some(n.to_string()),
+        Value::Number(n) => Some(number_key(n)),
         _ => None,
     }
 }
 
-/// Folds a target: Unicode NFKC (fullwidth and other compatibility forms become their plain
-/// letters), invisible format characters (zero-width spaces and joiners, soft hyphens, BOM)
-/// dropped, surrounding whitespace and one leading `@` trimmed, lower case. A looping agent
-/// that varies `@Fan`, ` fan`, `ｆａｎ` or `fan\u{200b}` still addresses one recipient. `None`
-/// when nothing is left.
+/// A number as one text per value: `42`, `42.0`, `4.2e1` and `"42"` are one target, and
+/// `-0.0` is `0`.
+fn number_key(n: &serde_json::Number) -> String {
+    if n.is_i64() || n.is_u64() {
+        return n.to_string();
+    }
+    match n.as_f64() {
+        // Integral values an f64 holds exactly print as integers.
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.007e15 => format!("{}", f as i64),
+        _ => n.to_string(),
+    }
+}
+
+/// Folds a target, erring towards counting two spellings as one (a stricter guard):
+/// Unicode NFKC (fullwidth and other compatibility forms become plain letters); characters
+/// that render as nothing dropped (controls, zero-width and bidirectional marks, variation
+/// selectors, tags, fillers: Unicode's default-ignorable set); lower case with the few full
+/// case folds lower case lacks (`ß` → `ss`, final `ς` → `σ`, dotted and dotless `i` → `i`);
+/// runs of whitespace as one space, none at either end; leading `@`s removed. A looping
+/// agent that varies `@Fan`, ` fan`, `ＦＡＮ` or `fan\u{200b}` still addresses one recipient.
+/// `None` when nothing is left.
 pub fn target_key(raw: &str) -> Option<String> {
-    let folded: String = raw
-        .nfkc()
-        .filter(|c| !is_invisible(*c))
-        .collect::<String>()
-        .to_lowercase();
-    let t = folded.trim();
-    let t = t.strip_prefix('@').unwrap_or(t).trim();
+    let visible: String = raw.nfkc().filter(|c| !is_invisible(*c)).collect();
+    let mut folded = String::with_capacity(visible.len());
+    for c in visible.chars() {
+        match c {
+            'ß' | 'ẞ' => folded.push_str("ss"),
+            'ς' => folded.push('σ'),
+            'ı' | 'İ' => folded.push('i'),
+            // The dot `İ` leaves when lower-cased by other means.
+            '\u{307}' if folded.ends_with('i') => {}
+            c => folded.extend(c.to_lowercase()),
+        }
+    }
+    let spaced = folded.split_whitespace().collect::<Vec<_>>().join(" ");
+    let t = spaced.trim_start_matches('@').trim_start();
     (!t.is_empty()).then(|| t.to_string())
 }
 
-/// Characters that render as nothing, so two targets differing only by them look the same.
+/// Characters that render as nothing, so two targets differing only by them look the same:
+/// controls and Unicode's Default_Ignorable_Code_Point set (DerivedCoreProperties.txt), plus
+/// the blank braille pattern.
 fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{00ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00ad}'
+                | '\u{034f}'
+                | '\u{061c}'
+                | '\u{115f}'..='\u{1160}'
+                | '\u{17b4}'..='\u{17b5}'
+                | '\u{180b}'..='\u{180f}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{fe00}'..='\u{fe0f}'
+                | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{fff0}'..='\u{fff8}'
+                | '\u{1bca0}'..='\u{1bca3}'
+                | '\u{1d173}'..='\u{1d17a}'
+                | '\u{e0000}'..='\u{e0fff}'
+        )
 }
 
 /// Limits of the spam-loop guard.
@@ -82,17 +128,37 @@ mod tests {
             "fan\u{200b}",
             "@\u{feff}fan",
             "\tＦan\n",
+            "\u{2068}fan\u{2069}",
+            "fan\u{fe0f}",
+            "f\u{34f}an",
+            "fa\u{61c}n\u{180e}",
+            "fan\u{e0061}",
+            "fan\u{2800}",
+            "@@fan",
+            "fan\u{7}",
         ] {
             assert_eq!(target_key(raw).as_deref(), Some("fan"), "{raw:?}");
         }
+        assert_eq!(target_key("Straße"), target_key("STRASSE"));
+        assert_eq!(target_key("ΣΟΦΟΣ"), target_key("σοφος"));
+        assert_eq!(target_key("İZMİR"), target_key("izmir"));
+        assert_eq!(target_key("ızmır"), target_key("izmir"));
+        assert_eq!(target_key("Jane  \u{3000}Doe").as_deref(), Some("jane doe"));
         assert_eq!(target_key("fan2").as_deref(), Some("fan2"));
         assert_ne!(target_key("fan"), target_key("fan2"));
-        assert_eq!(target_of(Some(&json!(12345))).as_deref(), Some("12345"));
+        for n in [json!(42), json!(42.0), json!(4.2e1), json!("42")] {
+            assert_eq!(target_of(Some(&n)).as_deref(), Some("42"), "{n}");
+        }
+        assert_eq!(target_of(Some(&json!(-0.0))).as_deref(), Some("0"));
+        assert_eq!(target_of(Some(&json!(0.5))).as_deref(), Some("0.5"));
         assert_eq!(target_of(Some(&json!("c-9"))).as_deref(), Some("c-9"));
         for v in [
             json!(null),
             json!(""),
             json!(" @ "),
+            json!("@@"),
+            json!("\u{2066}\u{2069}"),
+            json!("\u{3164}"),
             json!(true),
             json!(["w"]),
             json!({"id": "w"}),
