@@ -45,7 +45,7 @@ impl DirLock {
             .truncate(false)
             .mode(0o600)
             .open(&path)
-            .map_err(|e| JournalError::Storage(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| JournalError::Storage(super::access::describe("open", &path, &e)))?;
         let started = Instant::now();
         loop {
             match file.try_lock() {
