@@ -42,19 +42,27 @@ pub struct ExportArgs {
     /// Records with time < this (RFC 3339).
     #[arg(long)]
     pub to: Option<String>,
+    /// Records of this tenant id only.
     #[arg(long)]
     pub tenant: Option<String>,
+    /// Records of this platform only (the tool's `platform` in the config, e.g. instagram).
     #[arg(long)]
     pub platform: Option<String>,
+    /// Records of this account id only.
     #[arg(long)]
     pub account: Option<String>,
     /// success, error_result, failed, in_doubt, refused or operator.
     #[arg(long)]
     pub outcome: Option<String>,
+    /// policy_blocked, platform_rejected, tool_failure, runner_failure or
+    /// verification_failed.
     #[arg(long)]
     pub failure_class: Option<String>,
+    /// Records of calls with this `_meta.idempotency_key` only.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// jsonl (one JSON object per line, with header and trailer; what `audit verify` reads)
+    /// or csv (one row per record, for spreadsheets).
     #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     pub format: Format,
     /// Write to this file instead of stdout.

@@ -22,6 +22,41 @@ pub const EXIT_START: u8 = 69;
 /// (BENCHMARKS.md, session 3). Other commands (benches, demo upstream, offline tools) keep
 /// Tokio's default of one per core.
 pub const SERVE_WORKER_THREADS: usize = 1;
+/// The environment variable that overrides the Tokio worker thread count.
+pub const WORKER_THREADS_ENV: &str = "TOOLGATE_WORKER_THREADS";
+/// Most worker threads `TOOLGATE_WORKER_THREADS` may ask for: far above any useful count for
+/// a sidecar, low enough that a typo (an extra zero or three) is refused instead of
+/// spawning threads until the process or the host gives out.
+pub const MAX_WORKER_THREADS: usize = 1024;
+
+/// The environment `serve` reads, for `serve --help`. The admin and demo variable names are
+/// those of the embedded default (a unit test holds them to it).
+const SERVE_ENV_HELP: &str = "\
+Environment:
+  TOOLGATE_ADMIN_TOKEN     The admin bearer token: the variable the config's admin_token_env
+                           names (TOOLGATE_ADMIN_TOKEN in the embedded default). Unset or
+                           empty: the admin-only endpoints are disabled.
+  TOOLGATE_DEMO_TOKEN      The demo tenant's bearer token on the embedded default (without
+                           --config); generated and printed once when unset. With --config,
+                           each tenant's token_env names its own variable.
+  TOOLGATE_WORKER_THREADS  Tokio worker threads, a whole number from 1 to 1024 (default 1);
+                           anything else is refused at start (exit 64).
+  RUST_LOG                 Log filter; overrides --log-level.";
+
+/// Why `TOOLGATE_WORKER_THREADS` was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{WORKER_THREADS_ENV}={value:?} is not a worker thread count: expected a whole number \
+     from 1 to {MAX_WORKER_THREADS} (unset or empty: {SERVE_WORKER_THREADS} for serve, one per \
+     core for other commands)"
+)]
+pub struct WorkerThreadsError {
+    pub value: String,
+}
+
+/// The help heading of the options every subcommand takes, so that a subcommand's `--help`
+/// lists its own options apart from them.
+const GLOBAL_HEADING: &str = "Global options";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,10 +66,10 @@ pub const SERVE_WORKER_THREADS: usize = 1;
 )]
 struct Cli {
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, help_heading = GLOBAL_HEADING)]
     log_format: LogFormat,
     /// Log filter (tracing EnvFilter syntax); RUST_LOG overrides it.
-    #[arg(long, global = true, default_value = "info")]
+    #[arg(long, global = true, default_value = "info", help_heading = GLOBAL_HEADING)]
     log_level: String,
     #[command(subcommand)]
     command: Command,
@@ -49,9 +84,12 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway (on the embedded demo default when --config is not given).
+    #[command(after_help = SERVE_ENV_HELP)]
     Serve(ServeArgs),
     /// Validate a config file and the SLO definitions it points to; exit 64 on errors.
     Check {
+        /// Gateway config file (YAML) to validate. The token variables it names are read
+        /// here too: unset or empty ones are warnings, equal values an error.
         #[arg(long)]
         config: PathBuf,
     },
@@ -130,10 +168,20 @@ struct DemoArgs {
 /// Entry point of the `toolgate` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let serve = matches!(cli.command, Command::Serve(_));
+    // A value that is not UTF-8 reads lossily, so it is refused rather than taken as unset.
+    let env = std::env::var_os(WORKER_THREADS_ENV).map(|v| v.to_string_lossy().into_owned());
+    let threads = match worker_threads(env.as_deref(), serve) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("toolgate: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     init_logging(cli.log_format, &cli.log_level);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
-    if let Some(n) = worker_threads(matches!(cli.command, Command::Serve(_))) {
+    if let Some(n) = threads {
         builder.worker_threads(n);
     }
     let runtime = match builder.build() {
@@ -151,14 +199,20 @@ pub fn main() -> ExitCode {
     code
 }
 
-/// Tokio worker threads: `TOOLGATE_WORKER_THREADS` if set to a positive number, else
-/// [`SERVE_WORKER_THREADS`] for `serve`, else `None` (one per core, Tokio's default).
-pub fn worker_threads(serve: bool) -> Option<usize> {
-    std::env::var("TOOLGATE_WORKER_THREADS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| *n >= 1)
-        .or(serve.then_some(SERVE_WORKER_THREADS))
+/// Tokio worker threads from the value of `TOOLGATE_WORKER_THREADS` (`env`): that count when
+/// it is 1..=[`MAX_WORKER_THREADS`], else [`SERVE_WORKER_THREADS`] for `serve` and `None`
+/// (one per core, Tokio's default) for other commands when unset or empty. Any other value
+/// is an error: silently running on a count the operator did not ask for hides the typo.
+pub fn worker_threads(env: Option<&str>, serve: bool) -> Result<Option<usize>, WorkerThreadsError> {
+    match env.map(str::trim) {
+        None | Some("") => Ok(serve.then_some(SERVE_WORKER_THREADS)),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_WORKER_THREADS).contains(&n) => Ok(Some(n)),
+            _ => Err(WorkerThreadsError {
+                value: env.unwrap_or_default().to_string(),
+            }),
+        },
+    }
 }
 
 async fn run(command: Command) -> ExitCode {
@@ -421,57 +475,4 @@ async fn demo(args: DemoArgs) -> ExitCode {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("toolgate").chain(args.iter().copied()))
-    }
-
-    #[test]
-    fn serve_flags_that_would_be_ignored_are_refused() {
-        assert!(parse(&["serve", "--stdio", "--tenant", "a"]).is_ok());
-        assert!(
-            parse(&[
-                "serve",
-                "--mcp-addr",
-                "127.0.0.1:0",
-                "--admin-addr",
-                "127.0.0.1:0"
-            ])
-            .is_ok()
-        );
-        for refused in [
-            &["serve", "--stdio"][..],
-            &["serve", "--tenant", "a"],
-            &[
-                "serve",
-                "--stdio",
-                "--tenant",
-                "a",
-                "--admin-addr",
-                "127.0.0.1:0",
-            ],
-            &[
-                "serve",
-                "--stdio",
-                "--tenant",
-                "a",
-                "--mcp-addr",
-                "127.0.0.1:0",
-            ],
-        ] {
-            let e = parse(refused)
-                .err()
-                .unwrap_or_else(|| panic!("{refused:?} accepted"));
-            assert!(
-                matches!(
-                    e.kind(),
-                    clap::error::ErrorKind::ArgumentConflict
-                        | clap::error::ErrorKind::MissingRequiredArgument
-                ),
-                "{refused:?}: {e}"
-            );
-        }
-    }
-}
+mod tests;

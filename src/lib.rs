@@ -20,7 +20,8 @@
 //!   forward, durable outcome and audit record (`pipeline::resolve`: which upstream serves a
 //!   called name, also while that upstream is not connected).
 //! - [`journal`]: the narrow storage interface and its SQLite writer thread (group commit),
-//!   audit hash chain, hard stops.
+//!   audit hash chain, hard stops (`journal::access`: why the data dir or journal file cannot
+//!   be opened, in an operator's words).
 //! - [`budget`]: SLO math over the journal's commit feed: rings, burn alerts, bands, status.
 //!   [`budget::engine`] holds the state; `engine::observe` counts, `engine::alerts` evaluates.
 //! - [`flags`]: feature flags of new capabilities, read by the freeze gate.

@@ -48,6 +48,12 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "data dir {path} is not a directory: it is an existing {what}; set data_dir (or --data-dir) to a directory"
+    )]
+    NotADirectory { path: String, what: &'static str },
+    #[error("data dir: {0}")]
+    DataDirDenied(String),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
         what: &'static str,
@@ -64,6 +70,29 @@ pub enum StartError {
     UnknownTenant(String),
     #[error("stdio transport failed: {0}")]
     Stdio(String),
+}
+
+/// Why the data dir could not be created, in the words an operator needs: an existing file
+/// in its place is "not a directory" (the OS says "File exists"), a permission error names
+/// the uid and the owner.
+fn data_dir_error(path: &std::path::Path, source: std::io::Error) -> StartError {
+    if let Ok(m) = std::fs::metadata(path)
+        && !m.is_dir()
+    {
+        return StartError::NotADirectory {
+            path: path.display().to_string(),
+            what: if m.is_file() { "file" } else { "non-directory" },
+        };
+    }
+    if source.kind() == std::io::ErrorKind::PermissionDenied {
+        return StartError::DataDirDenied(crate::journal::access::describe(
+            "create", path, &source,
+        ));
+    }
+    StartError::DataDir {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// The shared handles of a running gateway.
@@ -99,10 +128,7 @@ impl Core {
             .recursive(true)
             .mode(0o700)
             .create(&cfg.data_dir)
-            .map_err(|source| StartError::DataDir {
-                path: cfg.data_dir.display().to_string(),
-                source,
-            })?;
+            .map_err(|source| data_dir_error(&cfg.data_dir, source))?;
         let cfg = Arc::new(cfg);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let (journal, recovery) = SqliteJournal::open(&cfg.data_dir, clock.now_ms())?;

@@ -8,7 +8,7 @@ use serde_json::Value;
 /// Arguments of `toolgate status`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StatusArgs {
-    /// Base URL of the admin listener.
+    /// Base URL of the admin listener (a bare HOST:PORT means http://HOST:PORT).
     #[arg(long, default_value = "http://127.0.0.1:8791")]
     pub url: String,
     /// Environment variable holding the bearer token (admin or tenant); sent when it is set.
@@ -22,6 +22,8 @@ pub struct StatusArgs {
 /// Why the status document could not be fetched.
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
+    #[error("invalid --url {url:?}: {reason}")]
+    Url { url: String, reason: String },
     #[error("cannot reach {url}: {reason}")]
     Connect { url: String, reason: String },
     #[error("{url} answered HTTP {status}:\n{body}")]
@@ -30,21 +32,88 @@ pub enum StatusError {
         status: u16,
         body: String,
     },
+    /// A 401, with what the token variable held: the server's answer alone cannot say that
+    /// the variable was never set.
+    #[error("{url} answered HTTP 401: {hint}\n{body}")]
+    Unauthorized {
+        url: String,
+        hint: String,
+        body: String,
+    },
     #[error("{url} did not answer a JSON document: {reason}")]
     Decode { url: String, reason: String },
 }
 
 /// Fetches the status document, with the bearer token from `--token-env` when it is set.
 pub async fn fetch(args: &StatusArgs) -> Result<Value, StatusError> {
-    let token = std::env::var(&args.token_env)
-        .ok()
+    let raw = std::env::var_os(&args.token_env);
+    let token = raw
+        .as_deref()
+        .and_then(|v| v.to_str())
         .filter(|t| !t.is_empty());
-    get(&args.url, token.as_deref()).await
+    match get(&args.url, token).await {
+        Err(StatusError::Http {
+            url,
+            status: 401,
+            body,
+        }) => Err(StatusError::Unauthorized {
+            url,
+            hint: token_hint(&args.token_env, raw.as_deref()),
+            body,
+        }),
+        other => other,
+    }
+}
+
+/// Why a 401 happened, from what the token variable (`var`) held.
+fn token_hint(var: &str, value: Option<&std::ffi::OsStr>) -> String {
+    let unsent = |why: &str| {
+        format!(
+            "no token was sent because {var} {why}; set it to the admin token (or a tenant's \
+             token), or name another variable with --token-env"
+        )
+    };
+    match value.map(|v| v.to_str()) {
+        None => unsent("is not set"),
+        Some(Some("")) => unsent("is set but empty"),
+        Some(None) => unsent("is not valid UTF-8"),
+        Some(Some(_)) => format!(
+            "the token in {var} was refused: it is neither this gateway's admin token nor a \
+             tenant's token"
+        ),
+    }
+}
+
+/// The admin listener's base URL from `--url`: `http://` is assumed for a bare HOST:PORT;
+/// only plain HTTP is spoken (the admin listener has no TLS, and this client none either).
+pub fn base_url(raw: &str) -> Result<String, StatusError> {
+    let bad = |reason: String| StatusError::Url {
+        url: raw.to_string(),
+        reason,
+    };
+    let trimmed = raw.trim().trim_end_matches('/');
+    let full = if trimmed.contains("://") {
+        trimmed.to_string()
+    } else {
+        format!("http://{trimmed}")
+    };
+    let parsed = reqwest::Url::parse(&full)
+        .map_err(|e| bad(format!("{e}; expected http://HOST:PORT or HOST:PORT")))?;
+    if parsed.scheme() != "http" {
+        return Err(bad(format!(
+            "scheme {}:// is not supported: the admin listener speaks plain http://",
+            parsed.scheme()
+        )));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host; expected http://HOST:PORT or HOST:PORT".into()));
+    }
+    Ok(full)
 }
 
 /// GETs `<base>/v1/status`; a non-200 answer is an error carrying its body.
 pub async fn get(base: &str, token: Option<&str>) -> Result<Value, StatusError> {
-    let url = format!("{}/v1/status", base.trim_end_matches('/'));
+    let url = format!("{}/v1/status", base_url(base)?);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -265,6 +334,45 @@ mod tests {
                  "alerts": [{"severity": "page", "firing": false}]}
             ]
         })
+    }
+
+    #[test]
+    fn base_url_assumes_http_for_a_bare_host_and_port() {
+        for (raw, want) in [
+            ("127.0.0.1:18791", "http://127.0.0.1:18791"),
+            ("localhost:8791/", "http://localhost:8791"),
+            ("http://127.0.0.1:8791/", "http://127.0.0.1:8791"),
+            ("http://[::1]:8791", "http://[::1]:8791"),
+        ] {
+            assert_eq!(base_url(raw).unwrap(), want, "{raw}");
+        }
+        for (raw, says) in [
+            ("https://127.0.0.1:8791", "plain http://"),
+            ("ftp://host:21", "scheme ftp://"),
+            ("", "expected http://HOST:PORT"),
+            ("127.0.0.1:notaport", "invalid port"),
+        ] {
+            let e = base_url(raw).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("invalid --url {raw:?}: ")) && e.contains(says),
+                "{raw}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_401_says_what_the_token_variable_held() {
+        let v = "TOOLGATE_ADMIN_TOKEN";
+        assert!(token_hint(v, None).contains("because TOOLGATE_ADMIN_TOKEN is not set"));
+        let empty = std::ffi::OsStr::new("");
+        assert!(token_hint(v, Some(empty)).contains("is set but empty"));
+        let set = std::ffi::OsStr::new("tok");
+        let h = token_hint(v, Some(set));
+        assert!(
+            h.contains("the token in TOOLGATE_ADMIN_TOKEN was refused"),
+            "{h}"
+        );
+        assert!(!h.contains("tok "), "the token leaks: {h}");
     }
 
     #[test]

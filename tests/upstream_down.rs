@@ -103,6 +103,33 @@ async fn killed_upstream_is_retryable_and_a_key_used_meanwhile_executes_once_aft
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // /readyz names it with the same lowercase word as its `status` field (both read from
+    // one snapshot, so they agree even while it flips between connecting and backoff).
+    let (code, ready) = gw.admin("GET", "/readyz", None, None).await;
+    assert_eq!(code, 503, "{ready}");
+    let status = ready["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "a")
+        .unwrap()["status"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        ["connecting", "backoff"].contains(&status.as_str()),
+        "{ready}"
+    );
+    let reason = format!("required upstream a is {status}: ");
+    assert!(
+        ready["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with(&reason)),
+        "{ready}"
+    );
+
     // Its tools are withdrawn from tools/list but calls to them are "not connected", retryable.
     let e = call(&c, "a__get_post", json!({"post_id": "p"}), None)
         .await

@@ -101,7 +101,7 @@ pub(super) async fn export(state: &AdminState, who: &Who, query: &str) -> Respon
                 );
             }
         },
-        Who::Nobody => return super::unauthorized("an admin or tenant token"),
+        Who::Nobody(why) => return super::unauthorized("an admin or tenant token", *why),
     }
     // The export reads the journal file: first commit the records still queued, so it holds
     // every call answered before the request.

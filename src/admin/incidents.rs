@@ -12,6 +12,7 @@ use super::{AdminState, Body, Who, error_response, json_response};
 use crate::budget::Scope;
 use crate::incident;
 use crate::incident::bundle::{self, Format, parse_limit, parse_margin};
+use crate::session::AuthError;
 
 /// Bundle query parameters: `format` (json | md), `margin` (a duration up to 24h, e.g. 15m),
 /// `limit` (1..=10000 records). An error is a 400 message.
@@ -40,11 +41,12 @@ pub fn parse_query(query: &str) -> Result<(Format, bundle::Options), String> {
     Ok((format, opts))
 }
 
-fn scope(who: &Who) -> Option<Scope> {
+/// What the caller may see, or why it may see nothing (for its 401).
+fn scope(who: &Who) -> Result<Scope, AuthError> {
     match who {
-        Who::Admin => Some(Scope::All),
-        Who::Tenant(t) => Some(Scope::Tenant(t.clone())),
-        Who::Nobody => None,
+        Who::Admin => Ok(Scope::All),
+        Who::Tenant(t) => Ok(Scope::Tenant(t.clone())),
+        Who::Nobody(why) => Err(*why),
     }
 }
 
@@ -58,8 +60,9 @@ fn journal_error(e: impl std::fmt::Display) -> Response<Body> {
 
 /// `GET /v1/incidents`.
 pub(super) fn list(state: &AdminState, who: &Who, query: &str) -> Response<Body> {
-    let Some(scope) = scope(who) else {
-        return super::unauthorized("an admin or tenant token");
+    let scope = match scope(who) {
+        Ok(s) => s,
+        Err(why) => return super::unauthorized("an admin or tenant token", why),
     };
     if !query.is_empty() {
         return error_response(
@@ -84,8 +87,9 @@ pub(super) fn list(state: &AdminState, who: &Who, query: &str) -> Response<Body>
 
 /// `GET /v1/incidents/{id}/bundle[?format=json|md&margin=15m&limit=10000]`.
 pub(super) async fn bundle(state: &AdminState, who: &Who, id: &str, query: &str) -> Response<Body> {
-    let Some(scope) = scope(who) else {
-        return super::unauthorized("an admin or tenant token");
+    let scope = match scope(who) {
+        Ok(s) => s,
+        Err(why) => return super::unauthorized("an admin or tenant token", why),
     };
     let (format, opts) = match parse_query(query) {
         Ok(q) => q,

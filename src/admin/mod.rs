@@ -23,7 +23,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::journal::Store;
 use crate::safety::SafetyState;
-use crate::session::Authenticator;
+use crate::session::{AuthError, Authenticator};
 use crate::upstream::{Status, Upstreams};
 
 /// The body type of every response toolgate itself builds (the same as rmcp's).
@@ -76,7 +76,9 @@ pub struct AdminState {
 pub enum Who {
     Admin,
     Tenant(String),
-    Nobody,
+    /// Neither: no bearer token, or one that matches no tenant and not the admin token. The
+    /// 401 says which, so an operator knows whether to send a token or fix the one sent.
+    Nobody(AuthError),
 }
 
 impl Who {
@@ -85,7 +87,7 @@ impl Who {
         match self {
             Who::Admin => true,
             Who::Tenant(t) => tenant == Some(t.as_str()),
-            Who::Nobody => false,
+            Who::Nobody(_) => false,
         }
     }
 }
@@ -100,7 +102,7 @@ fn who(auth: &Authenticator, req: &Request<hyper::body::Incoming>) -> Who {
     }
     match auth.authenticate(h) {
         Ok(c) => Who::Tenant(c.tenant.to_string()),
-        Err(_) => Who::Nobody,
+        Err(e) => Who::Nobody(e),
     }
 }
 
@@ -119,6 +121,29 @@ pub async fn route(state: Arc<AdminState>, req: Request<hyper::body::Incoming>) 
         .collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let method = req.method().clone();
+    // An existing path with another method is a 405 naming the one it takes, the same way on
+    // every path: a 404 would tell an operator the endpoint does not exist.
+    match allowed_method(&segs) {
+        None => {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("no admin endpoint {method} {path}"),
+            );
+        }
+        Some(allow) if method != allow => {
+            let mut r = error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                &format!("{path} takes {allow} only, not {method}"),
+            );
+            let allow = http::HeaderValue::from_str(allow.as_str())
+                .expect("a method name is a valid header value");
+            r.headers_mut().insert(header::ALLOW, allow);
+            return r;
+        }
+        Some(_) => {}
+    }
     match (&method, segs.as_slice()) {
         (&Method::GET, [""]) => {
             let doc = budget::status(&state, &Who::Admin);
@@ -136,7 +161,7 @@ pub async fn route(state: Arc<AdminState>, req: Request<hyper::body::Incoming>) 
             r
         }
         (&Method::GET, ["v1", "status"]) => match who(&state.auth, &req) {
-            Who::Nobody => unauthorized("an admin or tenant token"),
+            Who::Nobody(why) => unauthorized("an admin or tenant token", why),
             w => json_response(StatusCode::OK, &budget::status(&state, &w)),
         },
         (&Method::GET, ["v1", "audit", "export"]) => {
@@ -151,8 +176,8 @@ pub async fn route(state: Arc<AdminState>, req: Request<hyper::body::Incoming>) 
         }
         (&Method::POST, ["v1", "events"]) => {
             let w = who(&state.auth, &req);
-            if w == Who::Nobody {
-                return unauthorized("an admin or tenant token");
+            if let Who::Nobody(why) = w {
+                return unauthorized("an admin or tenant token", why);
             }
             match Limited::new(req.into_body(), MAX_EVENTS_BODY)
                 .collect()
@@ -167,7 +192,7 @@ pub async fn route(state: Arc<AdminState>, req: Request<hyper::body::Incoming>) 
             }
         }
         (&Method::GET, ["v1", "flags"]) => match who(&state.auth, &req) {
-            Who::Nobody => unauthorized("an admin or tenant token"),
+            Who::Nobody(why) => unauthorized("an admin or tenant token", why),
             _ => json_response(StatusCode::OK, &budget::flags(&state)),
         },
         (&Method::PUT, ["v1", "flags", capability]) => {
@@ -179,13 +204,8 @@ pub async fn route(state: Arc<AdminState>, req: Request<hyper::body::Incoming>) 
         }
         (&Method::GET, ["healthz"]) => json_response(StatusCode::OK, &json!({"status": "ok"})),
         (&Method::GET, ["readyz"]) => readyz(&state),
-        (_, ["healthz"] | ["readyz"]) => error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "use GET",
-        ),
         (&Method::GET, ["v1", "hard-stops"]) => match who(&state.auth, &req) {
-            Who::Nobody => unauthorized("an admin or tenant token"),
+            Who::Nobody(why) => unauthorized("an admin or tenant token", why),
             w => ops::list_hard_stops(&state, &w, &query),
         },
         (&Method::POST, ["v1", "hard-stops", id, "clear"]) => {
@@ -202,6 +222,8 @@ pub async fn route(state: Arc<AdminState>, req: Request<hyper::body::Incoming>) 
                 Err(resp) => resp,
             }
         }
+        // Unreachable while `allowed_method` and these arms agree (tests/operator.rs drives
+        // every endpoint with its method and another one); a 404 is the safe answer if not.
         _ => error_response(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -210,12 +232,35 @@ pub async fn route(state: Arc<AdminState>, req: Request<hyper::body::Incoming>) 
     }
 }
 
-fn unauthorized(needs: &str) -> Response<Body> {
-    let mut r = error_response(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        &format!("this endpoint needs {needs}: Authorization: Bearer <token>"),
-    );
+/// The one method an admin path takes, or `None` when no endpoint has that path.
+fn allowed_method(segs: &[&str]) -> Option<Method> {
+    let m = match segs {
+        [""] | ["metrics"] | ["healthz"] | ["readyz"] => Method::GET,
+        ["v1", "status"] | ["v1", "audit", "export"] | ["v1", "flags"] | ["v1", "hard-stops"] => {
+            Method::GET
+        }
+        ["v1", "incidents"] | ["v1", "incidents", _, "bundle"] => Method::GET,
+        ["v1", "events"] => Method::POST,
+        ["v1", "flags", _] => Method::PUT,
+        ["v1", "hard-stops", _, "clear"] | ["v1", "idempotency", _, _, "resolve"] => Method::POST,
+        _ => return None,
+    };
+    Some(m)
+}
+
+/// The 401 of an endpoint that needs `needs`; its message tells a missing token from a wrong
+/// one (the code stays `unauthorized` for both, as the admin API schema says).
+fn unauthorized(needs: &str, why: AuthError) -> Response<Body> {
+    let message = match why {
+        AuthError::Missing => format!(
+            "no bearer token was sent: this endpoint needs {needs}: Authorization: Bearer <token>"
+        ),
+        AuthError::Unknown => format!(
+            "the bearer token was not accepted: it is neither this gateway's admin token nor \
+             any tenant's token (this endpoint needs {needs})"
+        ),
+    };
+    let mut r = error_response(StatusCode::UNAUTHORIZED, "unauthorized", &message);
     r.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         http::HeaderValue::from_static("Bearer"),
@@ -237,14 +282,14 @@ async fn admin_body(
                 "this endpoint needs the admin token",
             ));
         }
-        Who::Nobody if !state.auth.has_admin() => {
+        Who::Nobody(_) if !state.auth.has_admin() => {
             return Err(error_response(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "no admin token is configured: set the variable named by admin_token_env and restart",
             ));
         }
-        Who::Nobody => return Err(unauthorized("the admin token")),
+        Who::Nobody(why) => return Err(unauthorized("the admin token", why)),
     }
     match Limited::new(req.into_body(), MAX_ADMIN_BODY)
         .collect()
@@ -275,8 +320,14 @@ fn readyz(state: &AdminState) -> Response<Body> {
         .filter(|u| u.required && u.status != Status::Connected)
     {
         let why = u.last_error.as_deref().unwrap_or("not connected yet");
+        // The same lowercase word as the report's `status` field, so one grep finds both.
         reasons.push(
-            format!("required upstream {} is {:?}: {why}", u.name, u.status).replace('"', ""),
+            format!(
+                "required upstream {} is {}: {why}",
+                u.name,
+                u.status.as_str()
+            )
+            .replace('"', ""),
         );
     }
     if let Some(stop) = state.safety.journal_failure() {

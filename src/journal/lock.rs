@@ -44,9 +44,8 @@ impl DirLock {
     /// moving the journal with it. `journal.lock` only names the holder, for the message.
     pub fn acquire(dir: &Path) -> Result<Self, JournalError> {
         let path = dir.join(LOCK_FILE);
-        let held = File::open(dir).map_err(|e| {
-            JournalError::Storage(format!("cannot open the data dir {}: {e}", dir.display()))
-        })?;
+        let held = File::open(dir)
+            .map_err(|e| JournalError::Storage(super::access::describe("open", dir, &e)))?;
         let started = Instant::now();
         loop {
             match held.try_lock() {

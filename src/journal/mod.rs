@@ -5,6 +5,7 @@
 //! implementation. [`sqlite::SqliteJournal`] is the local one: one writer thread that
 //! group-commits concurrent writes, and separate read connections.
 
+pub mod access;
 pub mod export;
 pub mod lock;
 pub mod readonly;

@@ -135,9 +135,8 @@ fn create_private(path: &Path) -> Result<(), JournalError> {
     {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(JournalError::Storage(format!(
-            "cannot create {}: {e}",
-            path.display()
+        Err(e) => Err(JournalError::Storage(super::access::describe(
+            "create", path, &e,
         ))),
     }
 }
@@ -193,7 +192,12 @@ impl SqliteJournal {
         let lock = DirLock::acquire(dir)?;
         let path = dir.join("journal.db");
         create_private(&path)?;
-        let mut conn = open_conn(&path)?;
+        // SQLite's own error ("unable to open database file") does not say why.
+        let mut conn = open_conn(&path).map_err(|e| {
+            super::access::diagnose_open(dir, &path)
+                .map(JournalError::Storage)
+                .unwrap_or(e)
+        })?;
         migrate(&mut conn)?;
         // Checkpoints run on their own thread (below), never inside a commit: an automatic
         // checkpoint would stall every caller waiting on the writer for a copy and an fsync.

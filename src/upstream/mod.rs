@@ -30,6 +30,19 @@ pub enum Status {
     Stopped,
 }
 
+impl Status {
+    /// The name `/readyz` reports in `status` (the serde name), for messages that must use
+    /// the same word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Connecting => "connecting",
+            Status::Connected => "connected",
+            Status::Backoff => "backoff",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
 /// How calls reach a connected upstream.
 #[derive(Debug, Clone)]
 pub(crate) enum Conn {
@@ -219,6 +232,23 @@ impl Upstreams {
         let tasks = std::mem::take(&mut *self.tasks.lock().await);
         for t in tasks {
             let _ = t.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_words_are_the_serde_names() {
+        for s in [
+            Status::Connecting,
+            Status::Connected,
+            Status::Backoff,
+            Status::Stopped,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
     }
 }
