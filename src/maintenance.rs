@@ -28,9 +28,10 @@ const SNAPSHOT_EVERY: Duration = Duration::from_secs(30);
 /// How often the count of failed unacknowledged audit writes is checked.
 const UNRECORDED_EVERY: Duration = Duration::from_secs(1);
 
-/// Trips a `journal_failure` hard stop when an audit write nobody waited for (a read-only
-/// call's, an unknown tool's) failed: no caller saw that error, so without this watch a
-/// journal that cannot record would go unnoticed while only such calls come in.
+/// Writes what the journal refused earlier once it works again, and trips a
+/// `journal_failure` hard stop when an audit write nobody waited for (a read-only call's, an
+/// unknown tool's) failed: no caller saw that error, so without this watch a journal that
+/// cannot record would go unnoticed while only such calls come in.
 pub fn spawn_unrecorded_watch(
     journal: Arc<dyn Store>,
     safety: Arc<SafetyState>,
@@ -41,6 +42,9 @@ pub fn spawn_unrecorded_watch(
         let mut tick = tokio::time::interval(UNRECORDED_EVERY);
         loop {
             tick.tick().await;
+            // What the journal refused before (hard stops held in memory, outcomes it could
+            // not settle) goes in as soon as it takes writes again.
+            safety.write_backlog(journal.as_ref(), clock.now_ms()).await;
             let failed = journal.write_stats().unrecorded;
             if failed > seen {
                 let reason = format!(

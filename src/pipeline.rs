@@ -25,10 +25,10 @@ use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
 use crate::error::{GatewayError, UpstreamFault};
 use crate::flags::Flags;
-use crate::journal::{Claim, HardStopKind, Intent, Outcome, Settle, Store};
+use crate::journal::{Claim, HardStopKind, Intent, Outcome, RecordKind, Settle, Store};
 use crate::policy::freeze::{self, Freeze};
 use crate::policy::{binding, idempotency, idempotency::Permit, meta, spam};
-use crate::safety::SafetyState;
+use crate::safety::{SafetyState, Unwritten};
 use crate::upstream::Upstreams;
 
 /// Shared state of the call path.
@@ -374,6 +374,24 @@ impl Pipeline {
             // what happened, told that it went unrecorded.
             self.journal_failed(&cx, "a side effect's outcome", &e)
                 .await;
+            // Once the journal works again its key goes `in_doubt` with this record, as after
+            // a crash, so an operator can resolve it (the runner holds the real result).
+            let mut orphan = cx.record(
+                Outcome::InDoubt,
+                Some(FailureClass::ToolFailure),
+                Some(
+                    "journal_failure: the side effect ran, but its outcome could not be \
+                     recorded (the runner got its result, marked toolgate/audit_failed); in \
+                     doubt until an operator resolves the key"
+                        .into(),
+                ),
+            );
+            orphan.kind = RecordKind::Recovery;
+            self.safety.defer(Unwritten::Outcome {
+                tenant: cx.tenant.clone(),
+                key: cx.key.clone().unwrap_or_default(),
+                audit: Box::new(orphan),
+            });
             if let Ok(CallToolResponse::Complete(r)) = &mut answer {
                 r.meta
                     .get_or_insert_with(Default::default)

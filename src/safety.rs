@@ -4,14 +4,14 @@
 //! memory instead of disk. Guards are synchronous and never held across `.await`.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use dashmap::DashMap;
 
 use crate::call::{Denial, FailureClass};
 use crate::clock::Millis;
 use crate::config::{Action, Config};
-use crate::journal::{AuditRecord, HardStop, HardStopKind, JournalError, Store};
+use crate::journal::{AuditRecord, HardStop, HardStopKind, JournalError, KeyState, Settle, Store};
 use crate::policy::spam::{self, Limits};
 
 type SpamKey = (String, Action, String);
@@ -23,6 +23,25 @@ pub struct SafetyState {
     windows: DashMap<SpamKey, VecDeque<Millis>>,
     quarantine: bool,
     limits: Option<(Vec<Action>, Limits)>,
+    /// Writes the journal refused, retried until it takes them (see [`Unwritten`]).
+    backlog: Mutex<Vec<Unwritten>>,
+}
+
+/// A write the journal could not take when it happened, kept so that what happened reaches
+/// the journal once it works again (retried every second by the maintenance watch, and
+/// before an operator's clear).
+#[derive(Debug, Clone)]
+pub enum Unwritten {
+    /// A hard stop enforced from memory only, with the record of what tripped it.
+    Stop(Box<(HardStop, AuditRecord)>),
+    /// A side effect that ran but whose outcome could not be settled: its key is still
+    /// `dispatching` on disk. Written as `in_doubt` (what a crash leaves) with this record,
+    /// so an operator can resolve it instead of it answering `in_flight` until a restart.
+    Outcome {
+        tenant: String,
+        key: String,
+        audit: Box<AuditRecord>,
+    },
 }
 
 /// A slot taken in a spam window; give it back with [`SafetyState::release`] if the call does
@@ -47,6 +66,7 @@ impl SafetyState {
             windows: DashMap::new(),
             quarantine: cfg.safety.quarantine_tenant && cfg.safety.hard_stop_on_wrong_account,
             limits,
+            backlog: Mutex::default(),
         };
         if let Some((actions, l)) = &state.limits {
             let names: Vec<String> = actions.iter().map(|a| action_name(*a)).collect();
@@ -119,27 +139,37 @@ impl SafetyState {
 
     /// Records a hard stop with the audit record of what tripped it, and enforces it. It is
     /// enforced from memory even when the journal cannot record it (fail closed: a stop
-    /// that is not written still stops), and the journal's error is returned; such a stop
-    /// lasts until an operator clears it or the process ends.
+    /// that is not written still stops), kept in the backlog to be written once the journal
+    /// works, and the journal's error is returned.
     pub async fn trip(
         &self,
         journal: &dyn Store,
         stop: HardStop,
         audit: AuditRecord,
     ) -> Result<(), JournalError> {
-        let written = journal.trip(stop.clone(), audit).await;
+        self.add_stop(stop.clone());
+        self.write_stop(journal, stop, audit).await
+    }
+
+    async fn write_stop(
+        &self,
+        journal: &dyn Store,
+        stop: HardStop,
+        audit: AuditRecord,
+    ) -> Result<(), JournalError> {
+        let written = journal.trip(stop.clone(), audit.clone()).await;
         tracing::error!(hard_stop = %stop.id, kind = ?stop.kind, tenant = ?stop.tenant, account = ?stop.account, reason = %stop.reason, recorded = written.is_ok(), "HARD STOP tripped");
-        self.add_stop(stop);
+        if written.is_err() {
+            self.defer(Unwritten::Stop(Box::new((stop, audit))));
+        }
         written
     }
 
     /// Trips the `journal_failure` hard stop unless one holds already: a write recording a
-    /// call failed (`reason` says which). Its own write most likely fails too; it holds from
-    /// memory either way (see [`Self::trip`]).
+    /// call failed (`reason` says which). The check and the stop's arrival in memory are one
+    /// step, so concurrent failures trip one stop. Its own write most likely fails too; it
+    /// holds from memory either way.
     pub async fn trip_journal_failure(&self, journal: &dyn Store, reason: String, now: Millis) {
-        if self.journal_failure().is_some() {
-            return;
-        }
         let mut rec = AuditRecord::operator("hard_stop.trip", now, "toolgate", &reason);
         rec.failure_class = Some(FailureClass::ToolFailure);
         let stop = HardStop::new(
@@ -151,7 +181,60 @@ impl SafetyState {
             &rec.id,
             now,
         );
-        let _ = self.trip(journal, stop, rec).await;
+        {
+            let mut guard = self.stops.write().expect("stops lock");
+            if guard.iter().any(|s| s.kind == HardStopKind::JournalFailure) {
+                return;
+            }
+            let mut next = guard.as_ref().clone();
+            next.push(stop.clone());
+            *guard = Arc::new(next);
+        }
+        let _ = self.write_stop(journal, stop, rec).await;
+    }
+
+    /// Keeps a write the journal refused, for [`Self::write_backlog`].
+    pub fn defer(&self, w: Unwritten) {
+        self.backlog
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(w);
+    }
+
+    /// Writes what the journal refused earlier, oldest first, stopping at the first write it
+    /// still refuses. Returns how many are left.
+    pub async fn write_backlog(&self, journal: &dyn Store, now: Millis) -> usize {
+        loop {
+            let next = self
+                .backlog
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .first()
+                .cloned();
+            let Some(w) = next else { return 0 };
+            let written = match &w {
+                Unwritten::Stop(b) => journal.trip(b.0.clone(), b.1.clone()).await,
+                Unwritten::Outcome { tenant, key, audit } => {
+                    journal
+                        .settle(Settle {
+                            tenant: tenant.clone(),
+                            key: key.clone(),
+                            state: KeyState::InDoubt,
+                            result: None,
+                            audit: (**audit).clone(),
+                            now_ms: now,
+                        })
+                        .await
+                }
+            };
+            let mut backlog = self.backlog.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Err(e) = written {
+                tracing::warn!(error = %e, left = backlog.len(), "the journal still refuses the writes it refused earlier");
+                return backlog.len();
+            }
+            tracing::warn!(write = ?w, "an earlier refused write reached the journal");
+            backlog.remove(0);
+        }
     }
 
     /// The active `journal_failure` hard stop, if any: while it holds, no side effect runs.
@@ -200,4 +283,52 @@ pub fn action_name(a: Action) -> String {
         .ok()
         .and_then(|v| v.as_str().map(String::from))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::sqlite::SqliteJournal;
+
+    /// A real journal whose next audit append fails (a foreign row holds seq 1).
+    fn failing_journal(dir: &std::path::Path) -> SqliteJournal {
+        let (j, _) = SqliteJournal::open(dir, 0).unwrap();
+        let conn = rusqlite::Connection::open(dir.join("journal.db")).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        conn.execute(
+            "INSERT INTO audit (seq, time_ms, kind, tenant, record, hash) VALUES (1, 0, 'call', 'x', '{}', 'x')",
+            [],
+        )
+        .unwrap();
+        j
+    }
+
+    #[tokio::test]
+    async fn concurrent_journal_failures_trip_one_stop_which_reaches_the_journal_once_it_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = failing_journal(dir.path());
+        let safety = SafetyState::default();
+        let trips = (0..8).map(|i| safety.trip_journal_failure(&j, format!("failure {i}"), 1_000));
+        futures::future::join_all(trips).await;
+        let stops = safety.active();
+        assert_eq!(stops.len(), 1, "{stops:?}");
+        assert_eq!(stops[0].kind, HardStopKind::JournalFailure);
+        assert!(
+            j.hard_stops(false).unwrap().is_empty(),
+            "the journal refused it"
+        );
+        assert_eq!(safety.write_backlog(&j, 2_000).await, 1, "still refused");
+
+        rusqlite::Connection::open(dir.path().join("journal.db"))
+            .unwrap()
+            .execute("DELETE FROM audit WHERE tenant = 'x'", [])
+            .unwrap();
+        assert_eq!(safety.write_backlog(&j, 3_000).await, 0);
+        let written = j.hard_stops(false).unwrap();
+        assert_eq!(written.len(), 1);
+        assert_eq!(written[0].id, stops[0].id);
+        assert_eq!(safety.write_backlog(&j, 4_000).await, 0, "written once");
+        assert_eq!(j.hard_stops(true).unwrap().len(), 1);
+    }
 }

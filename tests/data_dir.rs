@@ -180,10 +180,38 @@ async fn a_journal_that_cannot_record_stops_every_side_effect_until_an_operator_
     assert_eq!(stops[0]["kind"], json!("journal_failure"));
     let id = stops[0]["id"].as_str().unwrap().to_string();
 
-    // The operator repairs the journal and clears the stop; the chain goes on unbroken.
+    // The key of the unrecorded side effect is not left looking in flight forever...
+    let again = call(&c, "a__publish_post", post("two"), key("k2"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        again.data.as_ref().unwrap()["reason"],
+        json!("journal_failure")
+    );
+
+    // The operator repairs the journal. What it refused goes in within a second or so: the
+    // stop with why it tripped, and the unrecorded side effect as in doubt (as after a
+    // crash), so its key can be resolved.
     let conn = rusqlite::Connection::open(gw.path("data/journal.db")).unwrap();
     conn.execute("DELETE FROM audit WHERE seq = 2 AND tenant = 'x'", [])
         .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.audit_records().len() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let records = gw.audit_records();
+    assert!(
+        records.iter().any(|r| r.tool == "hard_stop.trip"
+            && r.reason
+                .as_deref()
+                .is_some_and(|w| w.contains("could not record"))),
+        "{records:?}"
+    );
+    let k2 = records
+        .iter()
+        .find(|r| r.idempotency_key.as_deref() == Some("k2"))
+        .expect("the unrecorded side effect is on record now");
+    assert_eq!(k2.outcome, toolgate::journal::Outcome::InDoubt);
     let clear = json!({"by": "oncall", "reason": "removed a foreign row"});
     let (status, body) = gw
         .admin(
@@ -197,6 +225,14 @@ async fn a_journal_that_cannot_record_stops_every_side_effect_until_an_operator_
     let ok = call(&c, "a__publish_post", post("four"), key("k4"))
         .await
         .unwrap();
+    let e = call(&c, "a__publish_post", post("two"), key("k2"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.data.as_ref().unwrap()["reason"],
+        json!("in_doubt"),
+        "resolvable by an operator, not in flight"
+    );
     assert!(meta(&ok).get("toolgate/audit_failed").is_none());
     assert_eq!(executions(&gw.path("a.count")), 3);
     let (status, _) = gw.admin("GET", "/readyz", None, None).await;

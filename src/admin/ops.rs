@@ -60,40 +60,30 @@ pub async fn clear_hard_stop(state: &AdminState, id: &str, body: &[u8]) -> http:
         audit.tenant = stop.tenant.clone();
         audit.account = stop.account.clone();
     }
-    match state
-        .journal
-        .clear(id, &req.by, &req.reason, audit.clone())
-        .await
-    {
+    // A stop the journal refused when it tripped goes in first, so the clear has a stop to
+    // clear and the journal keeps why it tripped.
+    state
+        .safety
+        .write_backlog(state.journal.as_ref(), now)
+        .await;
+    match state.journal.clear(id, &req.by, &req.reason, audit).await {
         Ok(Some(stop)) => {
             state.safety.remove_stop(id);
             tracing::warn!(hard_stop = %id, by = %req.by, reason = %req.reason, "hard stop cleared by an operator");
             json_response(StatusCode::OK, &json!({"cleared": stop}))
         }
-        Ok(None) => match state.safety.active().iter().find(|s| s.id == id).cloned() {
-            // Enforced from memory only (the journal could not record it when it tripped):
-            // clearing it is recorded now, and only once that is recorded does it lift.
-            Some(mut stop) => match state.journal.append(audit.clone()).await {
-                Ok(()) => {
-                    state.safety.remove_stop(id);
-                    stop.cleared_at = Some(audit.time.clone());
-                    stop.cleared_by = Some(req.by.clone());
-                    stop.clear_reason = Some(req.reason.clone());
-                    tracing::warn!(hard_stop = %id, by = %req.by, reason = %req.reason, "unrecorded hard stop cleared by an operator");
-                    json_response(StatusCode::OK, &json!({"cleared": stop}))
-                }
-                Err(e) => error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "journal_error",
-                    &format!("the clear could not be recorded, so the stop holds: {e}"),
-                ),
-            },
-            None => error_response(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                &format!("no active hard stop with id {id}"),
-            ),
-        },
+        // Still held in memory only: the journal has refused it and the clear alike.
+        Ok(None) if state.safety.active().iter().any(|s| s.id == id) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "journal_error",
+            "this hard stop is not in the journal yet (the journal refused it when it \
+             tripped, and still does): the clear cannot be recorded, so the stop holds",
+        ),
+        Ok(None) => error_response(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no active hard stop with id {id}"),
+        ),
         Err(e) => error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             "journal_error",
