@@ -166,10 +166,27 @@ impl SafetyState {
     }
 
     /// Trips the `journal_failure` hard stop unless one holds already: a write recording a
-    /// call failed (`reason` says which). The check and the stop's arrival in memory are one
-    /// step, so concurrent failures trip one stop. Its own write most likely fails too; it
-    /// holds from memory either way.
+    /// call failed (`reason` says which). Its own write most likely fails too; it holds from
+    /// memory either way.
     pub async fn trip_journal_failure(&self, journal: &dyn Store, reason: String, now: Millis) {
+        if let Some((stop, rec)) = self.hold_journal_failure(reason, now) {
+            let _ = self.write_stop(journal, stop, rec).await;
+        }
+    }
+
+    /// Puts a `journal_failure` stop in force now, before anything else can run, and leaves
+    /// its write to the backlog (the maintenance watch writes it within a second). For
+    /// start-up, where nothing may be served ahead of it.
+    pub fn hold_journal_failure_now(&self, reason: String, now: Millis) {
+        if let Some((stop, rec)) = self.hold_journal_failure(reason, now) {
+            tracing::error!(hard_stop = %stop.id, reason = %stop.reason, "HARD STOP tripped");
+            self.defer(Unwritten::Stop(Box::new((stop, rec))));
+        }
+    }
+
+    /// The check and the stop's arrival in memory are one step, so concurrent failures trip
+    /// one stop. `None` when one holds already.
+    fn hold_journal_failure(&self, reason: String, now: Millis) -> Option<(HardStop, AuditRecord)> {
         let mut rec = AuditRecord::operator("hard_stop.trip", now, "toolgate", &reason);
         rec.failure_class = Some(FailureClass::ToolFailure);
         let stop = HardStop::new(
@@ -181,16 +198,14 @@ impl SafetyState {
             &rec.id,
             now,
         );
-        {
-            let mut guard = self.stops.write().expect("stops lock");
-            if guard.iter().any(|s| s.kind == HardStopKind::JournalFailure) {
-                return;
-            }
-            let mut next = guard.as_ref().clone();
-            next.push(stop.clone());
-            *guard = Arc::new(next);
+        let mut guard = self.stops.write().expect("stops lock");
+        if guard.iter().any(|s| s.kind == HardStopKind::JournalFailure) {
+            return None;
         }
-        let _ = self.write_stop(journal, stop, rec).await;
+        let mut next = guard.as_ref().clone();
+        next.push(stop.clone());
+        *guard = Arc::new(next);
+        Some((stop, rec))
     }
 
     /// Keeps a write the journal refused, for [`Self::write_backlog`].

@@ -140,6 +140,17 @@ impl Core {
             );
         }
         let safety = Arc::new(SafetyState::load(&cfg, journal.as_ref(), clock.now_ms())?);
+        if let Some(why) = &recovery.broken_tail {
+            // In force before anything is served; written by the maintenance watch.
+            safety.hold_journal_failure_now(
+                format!(
+                    "at start-up, {why}: something other than toolgate wrote to the journal, \
+                     or it was damaged; run `toolgate audit verify --data DIR`, repair, then \
+                     clear this stop"
+                ),
+                clock.now_ms(),
+            );
+        }
         for stop in safety.active().iter() {
             tracing::warn!(hard_stop = %stop.id, kind = ?stop.kind, tenant = ?stop.tenant, account = ?stop.account, "active hard stop");
         }

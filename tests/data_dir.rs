@@ -282,3 +282,55 @@ async fn a_failed_write_nobody_waited_for_still_stops_side_effects() {
     assert_eq!(e.data.as_ref().unwrap()["reason"], json!("journal_failure"));
     assert_eq!(executions(&gw.path("a.count")), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_whose_newest_records_do_not_verify_starts_stopped() {
+    let gw = Gateway::start(&config(&upstream(), TOOLS));
+    gw.wait_ready().await;
+    let c = client(&gw.mcp, TOKEN_A).await.unwrap();
+    call(
+        &c,
+        "a__publish_post",
+        json!({"account_id": "a-1", "text": "one"}),
+        Some(json!({"idempotency_key": "k1"})),
+    )
+    .await
+    .unwrap();
+    // Something other than toolgate appends to the chain while it is down: a copy of the
+    // last record under the next seq (it parses, but its seal does not hold). A row that is
+    // not a record at all already stops the start-up (exit 69).
+    let gw = gw.crash_and_restart_with(|gw| {
+        let conn = rusqlite::Connection::open(gw.path("data/journal.db")).unwrap();
+        conn.execute(
+            "INSERT INTO audit (seq, time_ms, kind, tenant, record, hash)
+             SELECT 2, time_ms, kind, tenant, json_set(record, '$.seq', 2), hash FROM audit WHERE seq = 1",
+            [],
+        )
+        .unwrap();
+    });
+    // Checked as soon as it is up (the stop trips when the gateway starts, not on a timer).
+    let (_, body) = gw
+        .admin("GET", "/v1/hard-stops", Some(ADMIN_TOKEN), None)
+        .await;
+    let stops = body["hard_stops"].as_array().unwrap();
+    assert_eq!(stops.len(), 1, "{body}");
+    assert_eq!(stops[0]["kind"], json!("journal_failure"));
+    assert!(stops[0]["reason"].as_str().unwrap().contains("at start-up"));
+    let (status, ready) = gw.admin("GET", "/readyz", None, None).await;
+    assert_eq!(status, 503, "{ready}");
+    assert!(
+        ready["reasons"].to_string().contains("journal_failure"),
+        "{ready}"
+    );
+    let c = client(&gw.mcp, TOKEN_A).await.unwrap();
+    let e = call(
+        &c,
+        "a__publish_post",
+        json!({"account_id": "a-1", "text": "two"}),
+        Some(json!({"idempotency_key": "k2"})),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.data.as_ref().unwrap()["reason"], json!("journal_failure"));
+    assert_eq!(executions(&gw.path("a.count")), 1);
+}

@@ -111,6 +111,9 @@ pub struct WriterStats {
 #[derive(Debug, Clone, Default)]
 pub struct Recovery {
     pub in_doubt: u64,
+    /// Why the newest audit records did not verify at start-up (edited, or appended by
+    /// something other than toolgate), if they did not.
+    pub broken_tail: Option<String>,
 }
 
 fn open_conn(path: &Path) -> Result<Connection, JournalError> {

@@ -175,9 +175,15 @@ impl Gateway {
 
     /// Kills the gateway with SIGKILL (no shutdown at all) and starts it again on the same
     /// config and data dir.
-    pub fn crash_and_restart(mut self) -> Self {
+    pub fn crash_and_restart(self) -> Self {
+        self.crash_and_restart_with(|_| {})
+    }
+
+    /// As [`Self::crash_and_restart`], running `meanwhile` while the gateway is down.
+    pub fn crash_and_restart_with(mut self, meanwhile: impl FnOnce(&Self)) -> Self {
         let _ = self.proc.child.kill();
         let _ = self.proc.child.wait();
+        meanwhile(&self);
         let config = std::fs::read_to_string(self.dir.path().join("gateway.yml")).unwrap();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         drop(self);

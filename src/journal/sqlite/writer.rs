@@ -33,6 +33,8 @@ pub(super) struct Writer {
     pub(super) wal_full: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Whether commits currently wait for fsync (`synchronous=FULL`).
     durable: bool,
+    /// Why the newest records did not verify at start-up, if they did not.
+    broken_tail: Option<String>,
 }
 
 impl Writer {
@@ -44,6 +46,7 @@ impl Writer {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
+        let broken_tail = tail_break(&conn)?;
         let (last_seq, last_hash) = head
             .map(|(s, h)| (s as u64, h))
             .unwrap_or((0, GENESIS_HASH.into()));
@@ -56,6 +59,7 @@ impl Writer {
             feed: Feed::default(),
             wal_full: Default::default(),
             durable: true,
+            broken_tail,
         })
     }
 
@@ -71,7 +75,10 @@ impl Writer {
             st.query_map([], key_from_row)?.collect::<Result<_, _>>()?
         };
         if interrupted.is_empty() {
-            return Ok(Recovery::default());
+            return Ok(Recovery {
+                in_doubt: 0,
+                broken_tail: self.broken_tail.clone(),
+            });
         }
         let (seq0, hash0) = (self.last_seq, self.last_hash.clone());
         let tx = self.conn.unchecked_transaction()?;
@@ -114,6 +121,7 @@ impl Writer {
         );
         Ok(Recovery {
             in_doubt: interrupted.len() as u64,
+            broken_tail: self.broken_tail.clone(),
         })
     }
 
@@ -351,4 +359,43 @@ impl Writer {
             _ => Ok(None),
         }
     }
+}
+
+/// Records checked at start-up, newest first: a chain whose newest records do not verify
+/// (edited, or appended by something other than this writer) must not be extended as if
+/// nothing happened. A full check is `toolgate audit verify`.
+const TAIL_CHECK: usize = 2;
+
+/// Why the newest records do not verify (each seals itself, carries its row's seq and
+/// hash, and the newer links to the older), or `None` when they do.
+fn tail_break(conn: &Connection) -> Result<Option<String>, JournalError> {
+    let mut st = conn.prepare("SELECT seq, record, hash FROM audit ORDER BY seq DESC LIMIT ?1")?;
+    let rows: Vec<(i64, String, String)> = st
+        .query_map([TAIL_CHECK as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut newer: Option<AuditRecord> = None;
+    let mut buf = Vec::new();
+    for (seq, text, hash) in rows {
+        let r: AuditRecord = match serde_json::from_str(&text) {
+            Ok(r) => r,
+            Err(e) => return Ok(Some(format!("audit record {seq} is not a record: {e}"))),
+        };
+        if r.seq != seq as u64 || r.hash != hash || !r.hash_matches(&mut buf) {
+            return Ok(Some(format!(
+                "audit record {seq} does not verify (its seal, seq or hash column disagree)"
+            )));
+        }
+        if let Some(n) = &newer
+            && (n.seq != r.seq + 1 || n.prev_hash != r.hash)
+        {
+            return Ok(Some(format!(
+                "audit record {} does not link to record {}",
+                n.seq, r.seq
+            )));
+        }
+        newer = Some(r);
+    }
+    Ok(None)
 }
