@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::budget::Budget;
-use crate::call::FailureClass;
 use crate::clock::{Clock, Millis};
-use crate::journal::{AuditRecord, HardStop, HardStopKind, Store};
+use crate::journal::{HardStopKind, Store};
 use crate::safety::SafetyState;
 use crate::slo::SloSet;
 
@@ -185,17 +184,7 @@ pub fn spawn_budget(
                 sli * 100.0,
                 below * 100.0
             );
-            let mut rec = AuditRecord::operator("hard_stop.trip", now, "toolgate", &reason);
-            rec.failure_class = Some(FailureClass::ToolFailure);
-            let stop = HardStop::new(
-                HardStopKind::AuditGap,
-                None,
-                None,
-                None,
-                reason,
-                &rec.id,
-                now,
-            );
+            let (stop, rec) = crate::safety::system_stop(HardStopKind::AuditGap, reason, now);
             if let Err(e) = safety.trip(journal.as_ref(), stop, rec).await {
                 tracing::error!(error = %e, "could not record an audit-gap hard stop");
             }

@@ -187,17 +187,7 @@ impl SafetyState {
     /// The check and the stop's arrival in memory are one step, so concurrent failures trip
     /// one stop. `None` when one holds already.
     fn hold_journal_failure(&self, reason: String, now: Millis) -> Option<(HardStop, AuditRecord)> {
-        let mut rec = AuditRecord::operator("hard_stop.trip", now, "toolgate", &reason);
-        rec.failure_class = Some(FailureClass::ToolFailure);
-        let stop = HardStop::new(
-            HardStopKind::JournalFailure,
-            None,
-            None,
-            None,
-            reason,
-            &rec.id,
-            now,
-        );
+        let (stop, rec) = system_stop(HardStopKind::JournalFailure, reason, now);
         let mut guard = self.stops.write().expect("stops lock");
         if guard.iter().any(|s| s.kind == HardStopKind::JournalFailure) {
             return None;
@@ -290,6 +280,15 @@ impl SafetyState {
             w.remove(i);
         }
     }
+}
+
+/// A hard stop toolgate trips on its own (no tenant, account or target), with the operator
+/// record of why: `audit_gap`, `journal_failure`.
+pub fn system_stop(kind: HardStopKind, reason: String, now: Millis) -> (HardStop, AuditRecord) {
+    let mut rec = AuditRecord::operator("hard_stop.trip", now, "toolgate", &reason);
+    rec.failure_class = Some(FailureClass::ToolFailure);
+    let stop = HardStop::new(kind, None, None, None, reason, &rec.id, now);
+    (stop, rec)
 }
 
 /// The config/wire name of an action.

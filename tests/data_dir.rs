@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -14,37 +13,6 @@ const TOOLS: &str = "  a__publish_post: {side_effect: true, action: publish, pla
 
 fn upstream() -> String {
     "  - name: a\n    command: [\"{bin}\", demo-upstream, --test-tools, --count-file, \"{dir}/a.count\"]\n".into()
-}
-
-/// Runs `toolgate ARGS` with the test tokens set and waits for it to exit (a process still
-/// running after 15 s, e.g. one that started serving, is killed and fails the test); returns
-/// (exit code, stderr).
-fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(bin())
-        .args(args)
-        .envs([("TOK_A", TOKEN_A), ("TOK_B", TOKEN_B)])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run toolgate");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{args:?} is still running: it should have refused to start; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,7 +45,7 @@ async fn a_second_gateway_on_the_same_data_dir_refuses_to_start_and_the_first_is
     ];
     let stdio = ["serve", "--config", cfg, "--stdio", "--tenant", "a"];
     for args in [&http[..], &stdio[..]] {
-        let (code, stderr) = run_to_end(args);
+        let (code, stderr) = run_to_end(args, &[]);
         assert_eq!(
             code,
             Some(69),

@@ -5,9 +5,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use common::*;
 use serde_json::Value;
 
@@ -31,38 +28,6 @@ const ENDPOINTS: &[(&str, &str)] = &[
 
 fn gateway() -> Gateway {
     Gateway::start(&config(&stdio_upstream("a", ""), ""))
-}
-
-/// Runs `toolgate ARGS` to its end (killed and failed after 15 s: it should not be serving);
-/// returns (exit code, stderr).
-fn run_to_end(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut cmd = Command::new(bin());
-    cmd.args(args)
-        .env_remove("TOOLGATE_ADMIN_TOKEN")
-        .env_remove("TOOLGATE_WORKER_THREADS")
-        .envs([("TOK_A", TOKEN_A), ("TOK_B", TOKEN_B)])
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run toolgate");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{args:?} is still running; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
