@@ -157,8 +157,6 @@ impl FastPath {
         if let Some(refused) = self.owners.refuse(&caller.tenant, req.headers()) {
             return refused;
         }
-        let (tenant, method) = (caller.tenant.clone(), req.method().clone());
-        let asked = session_header(req.headers());
         let pass = match self.try_serve(&caller, req) {
             Ok(fut) => match fut.await {
                 Ok(resp) => return resp,
@@ -166,21 +164,25 @@ impl FastPath {
             },
             Err(untouched) => Pass::Untouched(untouched),
         };
-        let resp = match pass {
+        // Only rmcp opens and closes sessions, so only its answers teach the owners map
+        // (read off the request here, not for every call: the fast path needs none of it).
+        let tenant = caller.tenant.clone();
+        let (resp, method, asked) = match pass {
             Pass::Untouched(r) => {
                 req = r;
+                let (method, asked) = (req.method().clone(), session_header(req.headers()));
                 req.extensions_mut().insert(caller);
                 match svc.call(req).await {
-                    Ok(resp) => resp,
+                    Ok(resp) => (resp, method, asked),
                     Err(never) => match never {},
                 }
             }
             Pass::Buffered(mut r) => {
+                let (method, asked) = (r.method().clone(), session_header(r.headers()));
                 r.extensions_mut().insert(caller);
-                svc.handle(r).await
+                (svc.handle(r).await, method, asked)
             }
         };
-        // Only rmcp opens and closes sessions, so only its answers teach the owners map.
         let live = |id: &str| {
             self.sessions
                 .sessions
