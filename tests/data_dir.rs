@@ -147,6 +147,14 @@ async fn a_journal_that_cannot_record_stops_every_side_effect_until_an_operator_
     assert_eq!(stops.len(), 1, "{body}");
     assert_eq!(stops[0]["kind"], json!("journal_failure"));
     let id = stops[0]["id"].as_str().unwrap().to_string();
+    // It refuses every tenant, so every tenant sees it (its reason names none of them).
+    let (_, mine) = gw.admin("GET", "/v1/hard-stops", Some(TOKEN_B), None).await;
+    assert_eq!(mine["hard_stops"][0]["id"], json!(id), "{mine}");
+    assert!(
+        !mine["hard_stops"][0]["reason"]
+            .to_string()
+            .contains("tenant")
+    );
 
     // The key of the unrecorded side effect is not left looking in flight forever...
     let again = call(&c, "a__publish_post", post("two"), key("k2"))

@@ -8,7 +8,8 @@ use super::{AdminState, Body, Who, error_response, json_response};
 
 use crate::journal::{AuditRecord, Proof, Resolution};
 
-/// `GET /v1/hard-stops[?all=true]`: the admin sees every tenant's, a tenant its own.
+/// `GET /v1/hard-stops[?all=true]`: the admin sees every tenant's, a tenant its own and the
+/// stops tied to no tenant.
 pub fn list_hard_stops(state: &AdminState, who: &Who, query: &str) -> http::Response<Body> {
     let all = query.split('&').any(|kv| kv == "all=true" || kv == "all=1");
     match state.journal.hard_stops(all) {
@@ -21,7 +22,12 @@ pub fn list_hard_stops(state: &AdminState, who: &Who, query: &str) -> http::Resp
             }
             let visible: Vec<_> = stops
                 .into_iter()
-                .filter(|s| who.sees(s.tenant.as_deref()))
+                // A stop tied to no tenant (journal_failure, audit_gap) refuses or freezes
+                // every tenant's calls, so every tenant may see it; its reason names no tenant.
+                .filter(|s| {
+                    who.sees(s.tenant.as_deref())
+                        || (s.tenant.is_none() && matches!(who, Who::Tenant(_)))
+                })
                 .collect();
             json_response(StatusCode::OK, &json!({"hard_stops": visible}))
         }

@@ -123,9 +123,9 @@ impl Pipeline {
     pub(super) async fn journal_failed(&self, cx: &CallCtx, what: &str, e: &JournalError) {
         tracing::error!(audit_id = %cx.audit_id, tenant = %cx.tenant, tool = %cx.tool, error = %e, "could not record {what}");
         let reason = format!(
-            "the journal could not record {what} (audit record {} of tenant {}): {e}; side \
-             effects are refused until an operator has checked the journal and cleared this stop",
-            cx.audit_id, cx.tenant
+            "the journal could not record {what} (audit record {}): {e}; side effects are \
+             refused until an operator has checked the journal and cleared this stop",
+            cx.audit_id
         );
         self.safety
             .trip_journal_failure(self.journal.as_ref(), reason, self.clock.now_ms())
