@@ -19,11 +19,7 @@ tenants:
 ";
 
 fn write(dir: &tempfile::TempDir, text: &str) -> String {
-    let path = dir.path().join("gw.yml");
-    let text = text
-        .replace("{bin}", bin())
-        .replace("{dir}", dir.path().to_str().unwrap());
-    std::fs::write(&path, text).unwrap();
+    let path = write_config(dir.path(), "gw.yml", text);
     path.to_str().unwrap().to_string()
 }
 

@@ -425,11 +425,7 @@ async fn prefix_can_be_empty_and_conflicts_are_withheld() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdio_runner_is_served_as_its_tenant() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&stdio_upstream("a", ""), "")
-        .replace("{bin}", bin())
-        .replace("{dir}", dir.path().to_str().unwrap());
-    let path = dir.path().join("gw.yml");
-    std::fs::write(&path, cfg).unwrap();
+    let path = write_config(dir.path(), "gw.yml", &config(&stdio_upstream("a", ""), ""));
     let mut cmd = tokio::process::Command::new(bin());
     cmd.args([
         "serve",

@@ -139,11 +139,7 @@ async fn status_cli_says_which_token_variable_is_missing_or_refused_and_takes_ho
 #[test]
 fn a_bad_worker_thread_count_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("gw.yml");
-    let text = config(&stdio_upstream("a", ""), "")
-        .replace("{bin}", bin())
-        .replace("{dir}", dir.path().to_str().unwrap());
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = write_config(dir.path(), "gw.yml", &config(&stdio_upstream("a", ""), ""));
     let args = [
         "serve",
         "--config",
@@ -173,11 +169,7 @@ fn a_data_dir_that_is_a_file_is_not_a_directory() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("data");
     std::fs::write(&file, "not a dir").unwrap();
-    let cfg = dir.path().join("gw.yml");
-    let text = config(&stdio_upstream("a", ""), "")
-        .replace("{bin}", bin())
-        .replace("{dir}", dir.path().to_str().unwrap());
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = write_config(dir.path(), "gw.yml", &config(&stdio_upstream("a", ""), ""));
     let (code, err) = run_to_end(
         &[
             "serve",

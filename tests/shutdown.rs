@@ -115,11 +115,7 @@ async fn ctrl_c_to_the_process_group_lets_a_side_effect_in_flight_finish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdio_sigterm_lets_a_side_effect_in_flight_finish() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(SLOW_UPSTREAM, "")
-        .replace("{bin}", bin())
-        .replace("{dir}", dir.path().to_str().unwrap());
-    let path = dir.path().join("gw.yml");
-    std::fs::write(&path, cfg).unwrap();
+    let path = write_config(dir.path(), "gw.yml", &config(SLOW_UPSTREAM, ""));
     let mut gateway = tokio::process::Command::new(bin())
         .args(["serve", "--stdio", "--tenant", "a", "--config"])
         .arg(&path)

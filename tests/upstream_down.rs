@@ -227,11 +227,8 @@ async fn stdio_call_before_the_first_connect_is_retryable_not_unknown() {
     let cfg = config(
         &gated_upstream("a", "up", "2", ""),
         "  a__publish_post: {side_effect: true, action: publish}\n",
-    )
-    .replace("{bin}", bin())
-    .replace("{dir}", dir.path().to_str().unwrap());
-    let path = dir.path().join("gw.yml");
-    std::fs::write(&path, cfg).unwrap();
+    );
+    let path = write_config(dir.path(), "gw.yml", &cfg);
     let mut cmd = tokio::process::Command::new(bin());
     cmd.args([
         "serve",

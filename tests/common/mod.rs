@@ -141,11 +141,7 @@ impl Gateway {
     }
 
     fn launch(config: &str, dir: tempfile::TempDir, spawn: SpawnFn) -> Self {
-        let text = config
-            .replace("{bin}", bin())
-            .replace("{dir}", dir.path().to_str().unwrap());
-        let path = dir.path().join("gateway.yml");
-        std::fs::write(&path, text).unwrap();
+        let path = write_config(dir.path(), "gateway.yml", config);
         let proc = spawn(
             &[
                 "serve",
@@ -412,4 +408,15 @@ pub fn run_to_end(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String)
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
     )
+}
+
+/// Writes `yaml` to `dir/name` with `{bin}` and `{dir}` replaced by the toolgate binary and
+/// `dir`; returns the file's path.
+pub fn write_config(dir: &Path, name: &str, yaml: &str) -> PathBuf {
+    let text = yaml
+        .replace("{bin}", bin())
+        .replace("{dir}", dir.to_str().unwrap());
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
 }
