@@ -8,7 +8,8 @@
 #                   `docker build -t toolgate:docker --target runtime-docker .`
 # Build from the repository root (examples/compose.yml does: context ..).
 
-ARG RUST_VERSION=1
+# The toolchain link/toolgate.order was made with (its names carry rustc's hashes).
+ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
 ARG DOCKER_CLI_VERSION=27
 
@@ -19,8 +20,10 @@ FROM docker:${DOCKER_CLI_VERSION}-cli AS docker-cli
 FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS builder
 WORKDIR /src
 # Only what the release binary is built from (src/ embeds examples/default.yml and
-# slo_definitions.yml with include_str!).
-COPY Cargo.toml Cargo.lock ./
+# slo_definitions.yml with include_str!; build.rs lays functions out as link/toolgate.order
+# lists them, which keeps idle RSS ~6 MiB lower when the list matches this toolchain).
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY link/toolgate.order ./link/
 COPY src ./src
 COPY examples ./examples
 COPY slo_definitions.yml ./
