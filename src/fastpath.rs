@@ -11,9 +11,13 @@
 //!
 //! Everything else — initialize, notifications other than the cancellation of a fast-path
 //! call, `tools/list`, GET, DELETE, batches, and every request that would fail a check —
-//! goes to rmcp unchanged, so its error answers stay rmcp's own.
+//! goes to rmcp unchanged, so its error answers stay rmcp's own. One exception: a
+//! `tools/call` whose params rmcp cannot read (see [`malformed`]), which rmcp would answer
+//! "method not found" without an audit record.
 
+mod answer;
 mod headers;
+mod malformed;
 mod owners;
 
 use std::collections::HashMap;
@@ -22,15 +26,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use rmcp::ServerHandler;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientJsonRpcMessage,
-    ClientNotification, ClientRequest, ErrorCode, ErrorData, GetMeta, JsonRpcMessage,
-    JsonRpcVersion2_0, ProtocolVersion, RequestId, RequestMetaObject, ServerJsonRpcMessage,
-    ServerResult,
+    CallToolRequestParams, ClientCapabilities, ClientJsonRpcMessage, ClientNotification,
+    ClientRequest, GetMeta, JsonRpcMessage, JsonRpcVersion2_0, ProtocolVersion, RequestId,
+    RequestMetaObject,
 };
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
@@ -38,6 +41,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
+use answer::{Shape, accepted, plain, respond};
 use headers::{accepts, session_header, standard_headers_fit};
 use owners::SessionOwners;
 
@@ -97,15 +101,6 @@ enum Pass {
     Untouched(Request<Incoming>),
     /// The body was read; rmcp gets it back whole.
     Buffered(Request<Full<Bytes>>),
-}
-
-/// How the answer to one fast-path call is shaped, as rmcp's handler would shape it.
-struct Shape {
-    /// 2026-07-28 or later was negotiated (per request or for the session).
-    modern: bool,
-    /// The stateless route, whose JSON-RPC errors map to HTTP statuses.
-    stateless: bool,
-    caps: Option<ClientCapabilities>,
 }
 
 impl FastPath {
@@ -278,7 +273,10 @@ impl FastPath {
             };
         }
         let Ok(message) = serde_json::from_slice::<ClientJsonRpcMessage>(&bytes) else {
-            return Err(buffered(bytes));
+            return match self.malformed(caller, &parts.headers, &bytes).await {
+                Some(resp) => Ok(resp),
+                None => Err(buffered(bytes)),
+            };
         };
         match message {
             JsonRpcMessage::Request(r)
@@ -305,6 +303,13 @@ impl FastPath {
                     return Ok(accepted());
                 }
                 Err(buffered(bytes))
+            }
+            // A `tools/call` whose params rmcp cannot read parses as a custom method.
+            JsonRpcMessage::Request(r) if matches!(r.request, ClientRequest::CustomRequest(_)) => {
+                match self.malformed(caller, &parts.headers, &bytes).await {
+                    Some(resp) => Ok(resp),
+                    None => Err(buffered(bytes)),
+                }
             }
             _ => Err(buffered(bytes)),
         }
@@ -355,36 +360,12 @@ impl FastPath {
                 caps: meta.client_capabilities(),
             }
         } else {
-            // The session route: an initialized session, a legacy version header (or none).
-            if let Some(v) = header_version
-                && !(v < ProtocolVersion::V_2026_07_28.as_str()
-                    && ProtocolVersion::KNOWN_VERSIONS
-                        .iter()
-                        .any(|k| k.as_str() == v))
-            {
-                return None;
-            }
-            let sid = session.as_ref()?;
-            let handle = self.sessions.sessions.read().await.get(sid).cloned()?;
-            let known = self.listeners.sessions.get(sid)?;
-            let info = known.peer.peer_info()?;
-            let now = self.started.elapsed().as_millis() as u64;
-            let last = known.touched_ms.load(Ordering::Relaxed);
-            if now.saturating_sub(last) >= TOUCH_EVERY.as_millis() as u64 {
-                known.touched_ms.store(now, Ordering::Relaxed);
-                // Any session event resets rmcp's idle timer; closing a response channel
-                // that does not exist is one that changes nothing else.
-                tokio::spawn(async move {
-                    let _ = handle.close_request_wise_channel(u64::MAX).await;
-                });
-            }
-            Shape {
-                modern: info.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str(),
-                stateless: false,
-                caps: meta
-                    .client_capabilities()
-                    .or_else(|| Some(info.capabilities.clone())),
-            }
+            self.session_shape(
+                session.as_deref(),
+                header_version,
+                meta.client_capabilities(),
+            )
+            .await?
         };
         let prefers_sse = accepts(h).unwrap_or(false);
 
@@ -413,94 +394,43 @@ impl FastPath {
     }
 }
 
-impl Shape {
-    /// What rmcp's `ServerHandler` dispatch makes of the handler's answer.
-    fn message(
+impl FastPath {
+    /// The session route: an initialized session, a legacy version header (or none). `None`
+    /// leaves the request to rmcp. `caps` are the request's own, if it declares any.
+    async fn session_shape(
         &self,
-        answer: Result<CallToolResponse, ErrorData>,
-        id: RequestId,
-    ) -> ServerJsonRpcMessage {
-        let result = answer.and_then(|response| {
-            let declared_tasks = self.caps.as_ref().is_some_and(|c| c.supports_tasks());
-            if matches!(response, CallToolResponse::Task(_)) && !declared_tasks {
-                return Err(ErrorData::missing_required_client_capability(
-                    ClientCapabilities::builder().enable_tasks().build(),
-                ));
-            }
-            let mut result = ServerResult::from(response);
-            if matches!(result, ServerResult::InputRequiredResult(_)) && !self.modern {
-                return Err(ErrorData::invalid_request(
-                    "InputRequiredResult requires negotiated protocol version 2026-07-28 or newer",
-                    None,
-                ));
-            }
-            if self.modern {
-                result.fill_missing_cache_hints();
-            } else {
-                result.strip_result_type_for_legacy_peer();
-                result.strip_non_object_output_for_legacy_peer();
-            }
-            Ok(result)
-        });
-        match result {
-            Ok(r) => ServerJsonRpcMessage::response(r, id),
-            Err(mut e) => {
-                if self.modern && e.code == ErrorCode::RESOURCE_NOT_FOUND {
-                    e.code = ErrorCode::INVALID_PARAMS;
-                }
-                ServerJsonRpcMessage::error(e, Some(id))
-            }
+        sid: Option<&str>,
+        header_version: Option<&str>,
+        caps: Option<ClientCapabilities>,
+    ) -> Option<Shape> {
+        if let Some(v) = header_version
+            && !(v < ProtocolVersion::V_2026_07_28.as_str()
+                && ProtocolVersion::KNOWN_VERSIONS
+                    .iter()
+                    .any(|k| k.as_str() == v))
+        {
+            return None;
         }
+        let sid = sid?;
+        let handle = self.sessions.sessions.read().await.get(sid).cloned()?;
+        let known = self.listeners.sessions.get(sid)?;
+        let info = known.peer.peer_info()?;
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = known.touched_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= TOUCH_EVERY.as_millis() as u64 {
+            known.touched_ms.store(now, Ordering::Relaxed);
+            // Any session event resets rmcp's idle timer; closing a response channel
+            // that does not exist is one that changes nothing else.
+            tokio::spawn(async move {
+                let _ = handle.close_request_wise_channel(u64::MAX).await;
+            });
+        }
+        Some(Shape {
+            modern: info.protocol_version.as_str() >= ProtocolVersion::V_2026_07_28.as_str(),
+            stateless: false,
+            caps: caps.or_else(|| Some(info.capabilities.clone())),
+        })
     }
-
-    /// rmcp's HTTP status for a stateless answer; session answers are always 200.
-    fn status_of(&self, message: &ServerJsonRpcMessage) -> StatusCode {
-        let ServerJsonRpcMessage::Error(e) = message else {
-            return StatusCode::OK;
-        };
-        if !self.stateless {
-            return StatusCode::OK;
-        }
-        match e.error.code {
-            ErrorCode::UNSUPPORTED_PROTOCOL_VERSION
-            | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY
-            | ErrorCode::HEADER_MISMATCH => StatusCode::BAD_REQUEST,
-            ErrorCode::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
-            _ => StatusCode::OK,
-        }
-    }
-}
-
-fn respond(shape: &Shape, message: ServerJsonRpcMessage, prefers_sse: bool) -> Response<Body> {
-    let status = shape.status_of(&message);
-    let json = match serde_json::to_vec(&message) {
-        Ok(j) => j,
-        Err(e) => {
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("Encounter an error when serialize json response: {e}"),
-            );
-        }
-    };
-    let mut resp = if prefers_sse && status == StatusCode::OK {
-        let mut body = Vec::with_capacity(json.len() + 8);
-        body.extend_from_slice(b"data: ");
-        body.extend_from_slice(&json);
-        body.extend_from_slice(b"\n\n");
-        let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
-        let h = r.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(EVENT_STREAM));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        r
-    } else {
-        let mut r = Response::new(Full::new(Bytes::from(json)).boxed());
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
-        r
-    };
-    *resp.status_mut() = status;
-    resp
 }
 
 /// Removes a call from the in-flight map however its future ends.
@@ -517,18 +447,6 @@ impl Drop for InFlightGuard<'_> {
             map.remove(&self.key);
         }
     }
-}
-
-fn plain(status: StatusCode, text: String) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(text)).boxed());
-    *r.status_mut() = status;
-    r
-}
-
-fn accepted() -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::new()).boxed());
-    *r.status_mut() = StatusCode::ACCEPTED;
-    r
 }
 
 #[cfg(test)]

@@ -503,26 +503,100 @@ async fn malformed_input_is_refused_clearly_and_nothing_is_forwarded() {
             .header("Accept", "application/json, text/event-stream")
             .header("MCP-Protocol-Version", "2026-07-28")
             .body(body)
-            .send()
     };
     let proto = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
         "io.modelcontextprotocol/clientCapabilities": {}});
-    for params in [
-        json!({"name": "a__publish_post", "arguments": "not an object", "_meta": proto}),
-        json!({"name": "a__publish_post", "arguments": {"account_id": "a-1", "text": "x"}, "_meta": "not an object"}),
-    ] {
-        let r = stateless(raw(params.clone())).await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        assert!(
-            status.is_client_error() || text.contains("\"error\""),
-            "{params}: {status} {text}"
+    // Params rmcp cannot read: rmcp alone answered "method not found" or HTTP 415 and
+    // recorded nothing; now -32602 invalid_request names the field, with a record.
+    let refused_with_record = async |status: reqwest::StatusCode, text: String, field: &str| {
+        let body: Value = serde_json::from_str(text.trim_start_matches("data: ").trim())
+            .unwrap_or_else(|e| panic!("{status} {text}: {e}"));
+        let err = &body["error"];
+        assert_eq!(
+            (status.as_u16(), err["code"].as_i64()),
+            (200, Some(-32602)),
+            "{text}"
         );
+        assert_eq!(err["data"]["reason"], "invalid_request", "{text}");
+        common::schema::assert_valid("error-data.schema.json", &err["data"]);
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!(
+                "params.{field} must be a JSON object, not a string"
+            )),
+            "{message}"
+        );
+        let id = err["data"]["audit_id"].as_str().unwrap().to_string();
+        let records = gw
+            .audit_records_when(|rs| rs.iter().any(|r| r.id == id))
+            .await;
+        let r = records
+            .iter()
+            .find(|r| r.id == id)
+            .expect("the refusal's record");
+        assert_eq!(
+            (r.outcome, r.tool.as_str()),
+            (Outcome::Refused, "a__publish_post")
+        );
+    };
+    for (field, params) in [
+        (
+            "arguments",
+            json!({"name": "a__publish_post", "arguments": "not an object", "_meta": proto}),
+        ),
+        (
+            "_meta",
+            json!({"name": "a__publish_post", "arguments": {"account_id": "a-1", "text": "x"}, "_meta": "not an object"}),
+        ),
+    ] {
+        let r = stateless(raw(params))
+            .header("Mcp-Method", "tools/call")
+            .header("Mcp-Name", "a__publish_post")
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        refused_with_record(status, r.text().await.unwrap(), field).await;
     }
+    // The same on a session (2025-11-25).
+    let init = http
+        .post(&gw.mcp)
+        .bearer_auth(TOKEN_A)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .body(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let sid = init.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let on_session = |body: String| {
+        http.post(&gw.mcp)
+            .bearer_auth(TOKEN_A)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream")
+            .header("Mcp-Session-Id", &sid)
+            .body(body)
+            .send()
+    };
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(
+        on_session(initialized.to_string()).await.unwrap().status(),
+        202
+    );
+    let r = on_session(raw(
+        json!({"name": "a__publish_post", "arguments": "not an object"}),
+    ))
+    .await
+    .unwrap();
+    let status = r.status();
+    refused_with_record(status, r.text().await.unwrap(), "arguments").await;
     let huge = raw(
         json!({"name": "a__publish_post", "arguments": {"account_id": "a-1", "text": "x".repeat(5 * 1024 * 1024)}, "_meta": proto}),
     );
-    assert_eq!(stateless(huge).await.unwrap().status(), 413);
+    assert_eq!(stateless(huge).send().await.unwrap().status(), 413);
     assert_eq!(executions(&gw.path("a.count")), 0);
 }

@@ -1,6 +1,7 @@
 //! Unit tests of the fast path's request checks: `Accept` ranking and the standard MCP headers.
 
 use super::*;
+use http::HeaderValue;
 
 fn accept(v: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
