@@ -5,6 +5,7 @@
 //! record → respond. Read-only calls skip the gates and get a batched audit record. Every path
 //! ends in exactly one audit record.
 
+mod malformed;
 mod record;
 mod refusal;
 mod resolve;
@@ -15,6 +16,7 @@ use rmcp::model::{CallToolRequestParams, CallToolResponse, ErrorData, RequestMet
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+pub use malformed::params_fault;
 use record::{CallCtx, classify, hop_meta, stamp};
 pub use record::{META_ATTEMPT, META_AUDIT_FAILED, META_AUDIT_ID, META_REPLAYED, META_UPSTREAM};
 use resolve::{Resolved, resolve};

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
-        PaginatedRequestParams, ServerCapabilities, ServerConfig,
+        CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, ErrorCode,
+        Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
     },
     service::{NotificationContext, Peer, RequestContext},
 };
@@ -182,6 +182,29 @@ impl ServerHandler for Gateway {
         self.pipeline
             .call_tool(&caller, request, ctx.meta, ctx.ct)
             .await
+    }
+
+    /// rmcp reads a `tools/call` whose params do not fit as a method it does not know: refuse
+    /// it as a malformed call (reason and record) rather than "method not found".
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        if request.method == "tools/call" {
+            let caller = self.caller(&ctx)?;
+            if let Some(refused) = self
+                .pipeline
+                .malformed_call(&caller, request.params.as_ref())
+            {
+                return Err(refused);
+            }
+        }
+        Err(ErrorData::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            request.method,
+            None,
+        ))
     }
 
     async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {

@@ -453,7 +453,54 @@ async fn stdio_runner_is_served_as_its_tenant() {
         .await
         .unwrap();
     assert_eq!(structured(&r)["id"], "via-stdio");
+
+    // A tools/call whose arguments are not an object: rmcp reads it as an unknown method;
+    // the runner gets -32602 invalid_request naming the field, and the call its record.
+    let malformed = rmcp::model::CustomRequest::new(
+        "tools/call",
+        Some(json!({"name": "a__publish_post", "arguments": "not an object"})),
+    );
+    let e = match c
+        .peer()
+        .send_request(rmcp::model::ClientRequest::CustomRequest(malformed))
+        .await
+    {
+        Err(rmcp::ServiceError::McpError(e)) => e,
+        other => panic!("expected an MCP error, got {other:?}"),
+    };
+    assert_eq!(e.code.0, -32602, "{e:?}");
+    assert!(
+        e.message
+            .contains("params.arguments must be a JSON object, not a string"),
+        "{e:?}"
+    );
+    let data = e.data.unwrap();
+    assert_eq!(data["reason"], "invalid_request");
+    let audit_id = data["audit_id"].as_str().unwrap().to_string();
     c.cancel().await.unwrap();
+    // The record is batched; a clean stop commits it. Poll the journal until it is there.
+    let journal = dir.path().join("data/journal.db");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found: Option<String> = rusqlite::Connection::open(&journal)
+            .unwrap()
+            .query_row(
+                "SELECT record FROM audit WHERE record LIKE ?1",
+                [format!("%{audit_id}%")],
+                |r| r.get(0),
+            )
+            .ok();
+        if let Some(record) = found {
+            let record: Value = serde_json::from_str(&record).unwrap();
+            assert_eq!(
+                (record["outcome"].as_str(), record["tool"].as_str()),
+                (Some("refused"), Some("a__publish_post"))
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no audit record for {audit_id}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,18 +5,20 @@
 //! not an object: HTTP 415), and records nothing: the runner is told tools/call does not
 //! exist, and the operator never sees the attempt. Here it gets -32602 `invalid_request`
 //! naming the field, and an audit record, on the routes the fast path serves (the
-//! stateless one with its headers, or a live session of this gateway); anything else still
-//! goes to rmcp.
+//! stateless one with its headers, or a live session of this gateway); on other routes rmcp
+//! answers, through the same refusal when it can read the message at all
+//! ([`Gateway`](crate::transport::Gateway)'s custom-request handler).
 
 use http::HeaderMap;
-use rmcp::model::{CallToolRequestParams, ProtocolVersion, RequestId, ServerJsonRpcMessage};
-use serde_json::{Map, Value};
+use rmcp::model::{ProtocolVersion, RequestId, ServerJsonRpcMessage};
+use serde_json::Value;
 
 use super::answer::{Shape, respond};
 use super::headers::{accepts, session_header, standard_headers_fit};
 use super::{FastPath, HEADER_PROTOCOL_VERSION};
 use crate::admin::Body;
 use crate::call::Caller;
+use crate::pipeline::params_fault;
 
 impl FastPath {
     /// Answers `body` when it is a `tools/call` with a readable id and tool name whose params
@@ -36,7 +38,7 @@ impl FastPath {
         let id = serde_json::from_value::<RequestId>(msg.get("id")?.clone()).ok()?;
         let params = msg.get("params")?.as_object()?;
         let name = params.get("name")?.as_str()?;
-        let detail = fault(params)?;
+        let detail = params_fault(params)?;
         let header_version = match h.get(HEADER_PROTOCOL_VERSION) {
             Some(v) => Some(v.to_str().ok()?),
             None => None,
@@ -60,78 +62,5 @@ impl FastPath {
         let error = self.pipeline.malformed(caller, name, detail);
         let message = ServerJsonRpcMessage::error(error, Some(id));
         Some(respond(&shape, message, accepts(h).unwrap_or(false)))
-    }
-}
-
-/// What is wrong with `params`, or `None` when they fit `tools/call` after all (the request
-/// failed for another reason, which rmcp answers).
-fn fault(params: &Map<String, Value>) -> Option<String> {
-    for key in ["arguments", "_meta"] {
-        if let Some(v) = params.get(key)
-            && !v.is_object()
-            && !v.is_null()
-        {
-            return Some(format!(
-                "params.{key} must be a JSON object, not {}",
-                kind(v)
-            ));
-        }
-    }
-    serde_json::from_value::<CallToolRequestParams>(Value::Object(params.clone()))
-        .err()
-        .map(|e| format!("params do not fit tools/call: {e}"))
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn params(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
-    }
-
-    #[test]
-    fn names_the_field_that_is_not_an_object() {
-        let f = |v| fault(&params(v));
-        assert_eq!(
-            f(json!({"name": "t", "arguments": "x"})).unwrap(),
-            "params.arguments must be a JSON object, not a string"
-        );
-        assert_eq!(
-            f(json!({"name": "t", "arguments": {}, "_meta": [1]})).unwrap(),
-            "params._meta must be a JSON object, not an array"
-        );
-        assert!(
-            f(json!({"name": "t", "arguments": {}, "requestState": 5}))
-                .unwrap()
-                .starts_with("params do not fit tools/call: ")
-        );
-    }
-
-    #[test]
-    fn params_that_fit_are_left_to_rmcp() {
-        assert_eq!(fault(&params(json!({"name": "t"}))), None);
-        assert_eq!(
-            fault(&params(
-                json!({"name": "t", "arguments": {"a": 1}, "_meta": {"k": "v"}})
-            )),
-            None
-        );
-        assert_eq!(
-            fault(&params(json!({"name": "t", "arguments": null}))),
-            None
-        );
     }
 }

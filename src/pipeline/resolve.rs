@@ -6,7 +6,6 @@ use std::sync::Arc;
 use rmcp::model::ErrorData;
 
 use super::{CallCtx, Pipeline};
-use crate::call::Caller;
 use crate::config::{Config, ToolPolicy};
 use crate::error::GatewayError;
 use crate::journal::Outcome;
@@ -65,28 +64,6 @@ impl Pipeline {
             e.failure_class(),
             Some(e.to_string()),
         ));
-        e.to_error_data(&cx.audit_id)
-    }
-
-    /// A `tools/call` whose params break the protocol's shape (`arguments` or `_meta` not an
-    /// object, say): -32602 `invalid_request` saying what is wrong, nothing forwarded, and a
-    /// batched record like an unknown tool's (no gate ran, no key or other state was touched).
-    pub fn malformed(&self, caller: &Caller, name: &str, detail: String) -> ErrorData {
-        let mut cx = CallCtx::new(&caller.tenant, name, self.clock.now_ms());
-        if let Resolved::Tool {
-            upstream, policy, ..
-        } = resolve(&self.cfg, &self.upstreams.catalog(), name)
-        {
-            cx.upstream = Some(self.upstreams.link(upstream).cfg.name.clone());
-            cx.policy = Some(policy);
-        }
-        let e = GatewayError::InvalidRequest(detail);
-        self.journal.append_later(cx.record(
-            Outcome::Refused,
-            e.failure_class(),
-            Some(e.to_string()),
-        ));
-        tracing::info!(tenant = %cx.tenant, tool = %cx.tool, audit_id = %cx.audit_id, error = %e, "call refused: malformed params");
         e.to_error_data(&cx.audit_id)
     }
 
