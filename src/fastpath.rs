@@ -12,8 +12,8 @@
 //! Everything else — initialize, notifications other than the cancellation of a fast-path
 //! call, `tools/list`, GET, DELETE, batches, and every request that would fail a check —
 //! goes to rmcp unchanged, so its error answers stay rmcp's own. One exception: a
-//! `tools/call` whose params rmcp cannot read (see [`malformed`]), which rmcp would answer
-//! "method not found" without an audit record.
+//! `tools/call` whose `_meta` is not an object (see [`malformed`]), which rmcp cannot read
+//! as a message at all and answers with HTTP 415, without an audit record.
 
 mod answer;
 mod headers;
@@ -272,6 +272,8 @@ impl FastPath {
                 None => Err(buffered(bytes)),
             };
         }
+        // A `tools/call` whose `arguments` rmcp cannot read still parses (as a custom method,
+        // which the handler refuses); one whose `_meta` is not an object does not parse.
         let Ok(message) = serde_json::from_slice::<ClientJsonRpcMessage>(&bytes) else {
             return match self.malformed(caller, &parts.headers, &bytes).await {
                 Some(resp) => Ok(resp),
@@ -303,13 +305,6 @@ impl FastPath {
                     return Ok(accepted());
                 }
                 Err(buffered(bytes))
-            }
-            // A `tools/call` whose params rmcp cannot read parses as a custom method.
-            JsonRpcMessage::Request(r) if matches!(r.request, ClientRequest::CustomRequest(_)) => {
-                match self.malformed(caller, &parts.headers, &bytes).await {
-                    Some(resp) => Ok(resp),
-                    None => Err(buffered(bytes)),
-                }
             }
             _ => Err(buffered(bytes)),
         }

@@ -510,8 +510,14 @@ async fn malformed_input_is_refused_clearly_and_nothing_is_forwarded() {
     // Params rmcp cannot read: rmcp alone answered "method not found" or HTTP 415 and
     // recorded nothing; now -32602 invalid_request names the field, with a record.
     let refused_with_record = async |status: reqwest::StatusCode, text: String, field: &str| {
-        let body: Value = serde_json::from_str(text.trim_start_matches("data: ").trim())
-            .unwrap_or_else(|e| panic!("{status} {text}: {e}"));
+        // A JSON body, or an SSE stream (rmcp's session answers) whose last event is it.
+        let json = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .rfind(|d| !d.trim().is_empty())
+            .unwrap_or(&text);
+        let body: Value =
+            serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{status} {text}: {e}"));
         let err = &body["error"];
         assert_eq!(
             (status.as_u16(), err["code"].as_i64()),

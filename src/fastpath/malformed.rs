@@ -1,13 +1,11 @@
-//! A `tools/call` whose params break the protocol's shape: refused with a reason and a record.
+//! A `tools/call` that is no JSON-RPC message to rmcp: refused with a reason and a record.
 //!
-//! rmcp reads such a request as a method it does not know (`arguments` not an object: -32601
-//! "tools/call", HTTP 404 on the stateless route) or as no JSON-RPC message at all (`_meta`
-//! not an object: HTTP 415), and records nothing: the runner is told tools/call does not
-//! exist, and the operator never sees the attempt. Here it gets -32602 `invalid_request`
-//! naming the field, and an audit record, on the routes the fast path serves (the
-//! stateless one with its headers, or a live session of this gateway); on other routes rmcp
-//! answers, through the same refusal when it can read the message at all
-//! ([`Gateway`](crate::transport::Gateway)'s custom-request handler).
+//! rmcp cannot parse a `tools/call` whose `_meta` is not an object into a message at all and
+//! answers HTTP 415 "unrecognized JSON-RPC message", recording nothing (one whose `arguments`
+//! are not an object does parse, as a custom method, and the handler refuses it:
+//! [`Gateway`](crate::transport::Gateway)). Here it gets -32602 `invalid_request` naming the
+//! field, and an audit record, on the routes the fast path serves (the stateless one with its
+//! headers, or a live session of this gateway); anything else still goes to rmcp.
 
 use http::HeaderMap;
 use rmcp::model::{ProtocolVersion, RequestId, ServerJsonRpcMessage};
