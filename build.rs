@@ -7,7 +7,9 @@
 //!
 //! Only where the linker is known to be LLD, which takes `--symbol-ordering-file`: release
 //! builds for x86_64-unknown-linux-gnu with Rust 1.90 or later (its default linker), unless
-//! RUSTFLAGS choose other linker features. `TOOLGATE_NO_SYMBOL_ORDER=1` turns it off.
+//! a linker is chosen (cargo's `linker` setting, or RUSTFLAGS that mention one).
+//! `TOOLGATE_NO_SYMBOL_ORDER=1` turns it off. `link/order.sh --check` (run by `.ci/run`) fails
+//! when a release binary was linked without the list.
 
 use std::{env, path::Path, process::Command};
 
@@ -19,6 +21,7 @@ fn main() {
         && var("TARGET") == "x86_64-unknown-linux-gnu"
         && var("TOOLGATE_NO_SYMBOL_ORDER").is_empty()
         && !var("CARGO_ENCODED_RUSTFLAGS").contains("link")
+        && env::var_os("RUSTC_LINKER").is_none()
         && rustc_minor(&var("RUSTC")).is_some_and(|minor| minor >= 90);
     if !wanted {
         return;
@@ -27,6 +30,14 @@ fn main() {
     if !order.is_file() {
         println!(
             "cargo:warning=link/toolgate.order is missing: functions keep the compiler's order"
+        );
+        return;
+    }
+    // `-Wl,` splits its argument at commas.
+    if order.to_string_lossy().contains(',') {
+        println!(
+            "cargo:warning=the checkout's path has a comma, which -Wl cannot pass: functions \
+             keep the compiler's order"
         );
         return;
     }

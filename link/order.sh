@@ -4,7 +4,7 @@
 # Why: an idle gateway's memory is mostly machine code, and the kernel maps code in 64 KiB
 # windows (fault-around). Left in the compiler's order, the ~3 MB of functions that start-up
 # runs are spread over nearly every window of the 13 MB `.text`, so idle RSS is ~15 MiB;
-# packed together first, it is ~9 MiB (BENCHMARKS.md, session 8). The request path comes
+# packed together first, it is ~10 MiB (BENCHMARKS.md, session 8). The request path comes
 # right after, so a loaded gateway's code is dense too.
 #
 # How: runs a release binary under valgrind's callgrind (which lists every function that
@@ -19,11 +19,12 @@
 #
 # The names carry the hashes rustc derives from the crate's metadata (version, dependencies,
 # toolchain), so such a change makes most of them stale at once; `.ci/run` checks the list
-# against a release build with `--check` and fails when fewer than 80 % of it are found.
+# against a release build with `--check`, which fails when fewer than 80 % of it are found
+# or when the link did not use it (the binary's first functions by address are not listed).
 #
 # Usage: cargo build --release && link/order.sh [target/release/toolgate]
 #        link/order.sh --check [target/release/toolgate]
-# Needs: valgrind, curl, nm (binutils); --check needs nm only. Takes a minute or two.
+# Needs: valgrind, curl, nm (binutils); --check needs nm only. Takes about 30 s.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,14 +37,25 @@ bin=$(realpath "${1:-$here/../target/release/toolgate}")
 out="$here/toolgate.order"
 
 if [ -n "$check" ]; then
-    listed=$(grep -v '^#' "$out" | sort -u)
-    found=$(nm --defined-only "$bin" | awk '$2 ~ /^[tTwW]$/ {print $3}' | sort -u |
-        comm -12 - <(echo "$listed") | wc -l)
-    total=$(echo "$listed" | wc -l)
-    echo "order.sh: $found of the $total functions in link/toolgate.order are in $bin"
+    # Two questions: are the listed names still the binary's (the list is not stale), and
+    # did the link use the list (the binary's lowest text addresses hold listed functions)?
+    listed=$(grep -v '^#' "$out" | sort -u || true)
+    total=$(grep -c . <<<"$listed" || true)
+    [ "$total" -gt 0 ] || { echo "order.sh: $out lists no functions" >&2; exit 1; }
+    by_address=$(nm -n --defined-only "$bin" 2>/dev/null | awk '$2 ~ /^[tTwW]$/ {print $3}' || true)
+    [ -n "$by_address" ] || { echo "order.sh: $bin has no symbol table (stripped?)" >&2; exit 1; }
+    found=$(sort -u <<<"$by_address" | comm -12 - <(echo "$listed") | wc -l)
+    first=$(head -n "$found" <<<"$by_address" | sort -u | comm -12 - <(echo "$listed") | wc -l)
+    echo "order.sh: $found of the $total functions in link/toolgate.order are in $bin;" \
+        "$first of its first $found functions by address are listed ones"
     if [ $((found * 100)) -lt $((total * 80)) ]; then
         echo "order.sh: the list is stale (dependencies, version or toolchain changed), so idle" \
             "RSS is back to ~15 MiB; run link/order.sh on that binary, rebuild, commit the list" >&2
+        exit 1
+    fi
+    if [ $((first * 100)) -lt $((found * 80)) ]; then
+        echo "order.sh: the link did not lay functions out as listed: build.rs passes the list" \
+            "only for release builds on x86_64-unknown-linux-gnu with LLD (see its conditions)" >&2
         exit 1
     fi
     exit 0
@@ -115,11 +127,21 @@ traced() {
         --callgrind-out-file="$work/$name.cg" "$bin" --log-format json serve \
         --mcp-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 "$@" 2>"$work/$name.log" >/dev/null) &
     gateway=$!
+    pids+=("$gateway")
 }
 
 # stop: SIGTERM (the graceful path is part of every run), then wait for callgrind's dump.
 stop() {
     kill -TERM "$gateway" 2>/dev/null || true
+    for _ in $(seq 1 600); do
+        kill -0 "$gateway" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$gateway" 2>/dev/null; then
+        kill -KILL "$gateway" 2>/dev/null || true
+        echo "order.sh: the gateway did not stop within 60 s of SIGTERM" >&2
+        exit 70
+    fi
     wait "$gateway" || true
 }
 

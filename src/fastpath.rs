@@ -42,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 use tower::Service;
 
 use answer::{Shape, accepted, plain, respond};
-use headers::{accepts, session_header, standard_headers_fit};
+use headers::{accepts, header_version, session_header, standard_headers_fit};
 use owners::SessionOwners;
 
 use crate::admin::Body;
@@ -331,10 +331,7 @@ impl FastPath {
         params: CallToolRequestParams,
         meta: RequestMetaObject,
     ) -> Option<Response<Body>> {
-        let header_version = match h.get(HEADER_PROTOCOL_VERSION) {
-            Some(v) => Some(v.to_str().ok()?),
-            None => None,
-        };
+        let header_version = header_version(h).ok()?;
         let session = session_header(h);
         let shape = if meta.0.contains_key(META_PROTOCOL_VERSION) {
             // The stateless 2026-07-28 route: full per-request metadata, matching header.

@@ -195,7 +195,8 @@ impl ServerHandler for Gateway {
             let caller = self.caller(&ctx)?;
             if let Some(refused) = self
                 .pipeline
-                .malformed_call(&caller, request.params.as_ref())
+                .malformed_call(&caller, request.params.as_ref(), Some(&ctx.meta.0.0))
+                .await
             {
                 return Err(refused);
             }

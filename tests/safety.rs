@@ -509,50 +509,59 @@ async fn malformed_input_is_refused_clearly_and_nothing_is_forwarded() {
         "io.modelcontextprotocol/clientCapabilities": {}});
     // Params rmcp cannot read: rmcp alone answered "method not found" or HTTP 415 and
     // recorded nothing; now -32602 invalid_request names the field, with a record.
-    let refused_with_record = async |status: reqwest::StatusCode, text: String, field: &str| {
-        // A JSON body, or an SSE stream (rmcp's session answers) whose last event is it.
-        let json = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .rfind(|d| !d.trim().is_empty())
-            .unwrap_or(&text);
-        let body: Value =
-            serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{status} {text}: {e}"));
-        let err = &body["error"];
-        assert_eq!(
-            (status.as_u16(), err["code"].as_i64()),
-            (200, Some(-32602)),
-            "{text}"
-        );
-        assert_eq!(err["data"]["reason"], "invalid_request", "{text}");
-        common::schema::assert_valid("error-data.schema.json", &err["data"]);
-        let message = err["message"].as_str().unwrap();
-        assert!(
-            message.contains(&format!(
-                "params.{field} must be a JSON object, not a string"
-            )),
-            "{message}"
-        );
-        let id = err["data"]["audit_id"].as_str().unwrap().to_string();
-        let records = gw
-            .audit_records_when(|rs| rs.iter().any(|r| r.id == id))
-            .await;
-        let r = records
-            .iter()
-            .find(|r| r.id == id)
-            .expect("the refusal's record");
-        assert_eq!(
-            (r.outcome, r.tool.as_str()),
-            (Outcome::Refused, "a__publish_post")
-        );
-    };
-    for (field, params) in [
+    let refused_with_record =
+        async |status: reqwest::StatusCode, text: String, field: &str, key: Option<&str>| {
+            // A JSON body, or an SSE stream (rmcp's session answers) whose last event is it.
+            let json = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .rfind(|d| !d.trim().is_empty())
+                .unwrap_or(&text);
+            let body: Value = serde_json::from_str(json.trim())
+                .unwrap_or_else(|e| panic!("{status} {text}: {e}"));
+            let err = &body["error"];
+            assert_eq!(
+                (status.as_u16(), err["code"].as_i64()),
+                (200, Some(-32602)),
+                "{text}"
+            );
+            assert_eq!(err["data"]["reason"], "invalid_request", "{text}");
+            common::schema::assert_valid("error-data.schema.json", &err["data"]);
+            let message = err["message"].as_str().unwrap();
+            assert!(
+                message.contains(&format!(
+                    "params.{field} must be a JSON object, not a string"
+                )),
+                "{message}"
+            );
+            let id = err["data"]["audit_id"].as_str().unwrap().to_string();
+            let records = gw
+                .audit_records_when(|rs| rs.iter().any(|r| r.id == id))
+                .await;
+            let r = records
+                .iter()
+                .find(|r| r.id == id)
+                .expect("the refusal's record");
+            assert_eq!(
+                (r.outcome, r.tool.as_str()),
+                (Outcome::Refused, "a__publish_post")
+            );
+            // Tied to the runner's retries whenever its _meta was readable.
+            assert_eq!(r.idempotency_key.as_deref(), key);
+            let why = r.reason.as_deref().unwrap();
+            assert!(why.starts_with("invalid_request: params."), "{why}");
+        };
+    let mut keyed = proto.clone();
+    keyed["idempotency_key"] = json!("m-1");
+    for (field, key, params) in [
         (
             "arguments",
-            json!({"name": "a__publish_post", "arguments": "not an object", "_meta": proto}),
+            Some("m-1"),
+            json!({"name": "a__publish_post", "arguments": "not an object", "_meta": keyed}),
         ),
         (
             "_meta",
+            None,
             json!({"name": "a__publish_post", "arguments": {"account_id": "a-1", "text": "x"}, "_meta": "not an object"}),
         ),
     ] {
@@ -563,7 +572,7 @@ async fn malformed_input_is_refused_clearly_and_nothing_is_forwarded() {
             .await
             .unwrap();
         let status = r.status();
-        refused_with_record(status, r.text().await.unwrap(), field).await;
+        refused_with_record(status, r.text().await.unwrap(), field, key).await;
     }
     // The same on a session (2025-11-25).
     let init = http
@@ -594,12 +603,12 @@ async fn malformed_input_is_refused_clearly_and_nothing_is_forwarded() {
         202
     );
     let r = on_session(raw(
-        json!({"name": "a__publish_post", "arguments": "not an object"}),
+        json!({"name": "a__publish_post", "arguments": "not an object", "_meta": {"idempotency_key": "m-2"}}),
     ))
     .await
     .unwrap();
     let status = r.status();
-    refused_with_record(status, r.text().await.unwrap(), "arguments").await;
+    refused_with_record(status, r.text().await.unwrap(), "arguments", Some("m-2")).await;
     let huge = raw(
         json!({"name": "a__publish_post", "arguments": {"account_id": "a-1", "text": "x".repeat(5 * 1024 * 1024)}, "_meta": proto}),
     );

@@ -6,8 +6,16 @@ use std::sync::Arc;
 use http::{HeaderMap, header};
 
 use super::{
-    EVENT_STREAM, HEADER_METHOD, HEADER_NAME, HEADER_PARAM_PREFIX, HEADER_SESSION_ID, JSON,
+    EVENT_STREAM, HEADER_METHOD, HEADER_NAME, HEADER_PARAM_PREFIX, HEADER_PROTOCOL_VERSION,
+    HEADER_SESSION_ID, JSON,
 };
+
+/// The `MCP-Protocol-Version` header: `Err` when it is not text (rmcp refuses that).
+pub(super) fn header_version(h: &HeaderMap) -> Result<Option<&str>, http::header::ToStrError> {
+    h.get(HEADER_PROTOCOL_VERSION)
+        .map(|v| v.to_str())
+        .transpose()
+}
 
 pub(super) fn session_header(h: &HeaderMap) -> Option<Arc<str>> {
     h.get(HEADER_SESSION_ID)

@@ -11,12 +11,11 @@ use http::HeaderMap;
 use rmcp::model::{ProtocolVersion, RequestId, ServerJsonRpcMessage};
 use serde_json::Value;
 
+use super::FastPath;
 use super::answer::{Shape, respond};
-use super::headers::{accepts, session_header, standard_headers_fit};
-use super::{FastPath, HEADER_PROTOCOL_VERSION};
+use super::headers::{accepts, header_version, session_header, standard_headers_fit};
 use crate::admin::Body;
 use crate::call::Caller;
-use crate::pipeline::params_fault;
 
 impl FastPath {
     /// Answers `body` when it is a `tools/call` with a readable id and tool name whose params
@@ -34,15 +33,10 @@ impl FastPath {
             return None;
         }
         let id = serde_json::from_value::<RequestId>(msg.get("id")?.clone()).ok()?;
-        let params = msg.get("params")?.as_object()?;
+        let params = msg.get("params")?;
         let name = params.get("name")?.as_str()?;
-        let detail = params_fault(params)?;
-        let header_version = match h.get(HEADER_PROTOCOL_VERSION) {
-            Some(v) => Some(v.to_str().ok()?),
-            None => None,
-        };
-        let stateless = header_version == Some(ProtocolVersion::V_2026_07_28.as_str());
-        let shape = if stateless {
+        let header_version = header_version(h).ok()?;
+        let shape = if header_version == Some(ProtocolVersion::V_2026_07_28.as_str()) {
             // rmcp checks the standard headers before the body: a mismatch stays its answer.
             if !self.stateless_ok || !standard_headers_fit(h, name) {
                 return None;
@@ -57,7 +51,10 @@ impl FastPath {
             self.session_shape(sid.as_deref(), header_version, None)
                 .await?
         };
-        let error = self.pipeline.malformed(caller, name, detail);
+        let error = self
+            .pipeline
+            .malformed_call(caller, Some(params), None)
+            .await?;
         let message = ServerJsonRpcMessage::error(error, Some(id));
         Some(respond(&shape, message, accepts(h).unwrap_or(false)))
     }

@@ -12,9 +12,14 @@ use super::{CallCtx, Pipeline};
 use crate::call::Caller;
 use crate::error::GatewayError;
 use crate::journal::Outcome;
+use crate::policy::meta::{self, kind};
 
-/// What is wrong with the params of a `tools/call`, or `None` when they fit (the request
-/// failed for another reason, which rmcp answers).
+/// The most of a serde message kept in a refusal: it quotes the offending value, which the
+/// runner controls (and which would otherwise land whole in the audit record).
+const MAX_DETAIL: usize = 200;
+
+/// What is wrong with the params of a `tools/call`, naming the member, or `None` when they
+/// fit (the request failed for another reason, which rmcp answers).
 pub fn params_fault(params: &Map<String, Value>) -> Option<String> {
     for key in ["arguments", "_meta"] {
         if let Some(v) = params.get(key)
@@ -27,27 +32,50 @@ pub fn params_fault(params: &Map<String, Value>) -> Option<String> {
             ));
         }
     }
-    serde_json::from_value::<CallToolRequestParams>(Value::Object(params.clone()))
-        .err()
-        .map(|e| format!("params do not fit tools/call: {e}"))
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+    let fits = |p: Map<String, Value>| {
+        serde_json::from_value::<CallToolRequestParams>(Value::Object(p)).err()
+    };
+    let e = fits(params.clone())?;
+    // Which member: the first that fails alone beside a valid name.
+    let member = params.iter().find_map(|(k, v)| {
+        let alone = Map::from_iter([
+            ("name".to_string(), Value::from("t")),
+            (k.clone(), v.clone()),
+        ]);
+        (k != "name").then(|| fits(alone)).flatten().map(|_| k)
+    });
+    let mut detail = match member {
+        Some(k) => format!("params.{k} does not fit tools/call: {e}"),
+        None => format!("params do not fit tools/call: {e}"),
+    };
+    if detail.len() > MAX_DETAIL {
+        let cut = (0..=MAX_DETAIL)
+            .rev()
+            .find(|&i| detail.is_char_boundary(i))
+            .unwrap_or(0);
+        detail.truncate(cut);
+        detail.push('…');
     }
+    Some(detail)
 }
 
 impl Pipeline {
-    /// Refuses a `tools/call` of `name` whose params do not fit (`detail` says how): -32602
-    /// `invalid_request`, nothing forwarded, and a batched record like an unknown tool's (no
-    /// gate ran, no key or other state was touched).
-    pub fn malformed(&self, caller: &Caller, name: &str, detail: String) -> ErrorData {
+    /// The refusal of a `tools/call` whose params do not fit, or `None` when `params` name no
+    /// tool or fit after all: -32602 `invalid_request`, nothing forwarded, no key or other
+    /// state touched, and a record like any refusal's (durable for a side effect, batched
+    /// otherwise), carrying the idempotency key when the `_meta` is readable.
+    ///
+    /// `meta` is the request's `_meta` when the transport lifted it out of `params` already
+    /// (rmcp does, for the handler).
+    pub async fn malformed_call(
+        &self,
+        caller: &Caller,
+        params: Option<&Value>,
+        meta: Option<&Map<String, Value>>,
+    ) -> Option<ErrorData> {
+        let params = params?.as_object()?;
+        let name = params.get("name")?.as_str()?;
+        let detail = params_fault(params)?;
         let mut cx = CallCtx::new(&caller.tenant, name, self.clock.now_ms());
         if let Resolved::Tool {
             upstream, policy, ..
@@ -56,23 +84,31 @@ impl Pipeline {
             cx.upstream = Some(self.upstreams.link(upstream).cfg.name.clone());
             cx.policy = Some(policy);
         }
-        let e = GatewayError::InvalidRequest(detail);
-        self.journal.append_later(cx.record(
+        let meta = params.get("_meta").and_then(Value::as_object).or(meta);
+        if cx.side_effect()
+            && let Some(m) = meta
+            && let Ok(m) = meta::parse(m)
+        {
+            cx.key = m.idempotency_key;
+            cx.job_id = m.job_id;
+            cx.episode_id = m.episode_id;
+        }
+        let e = GatewayError::InvalidRequest(detail.clone());
+        let rec = cx.record(
             Outcome::Refused,
             e.failure_class(),
-            Some(e.to_string()),
-        ));
+            Some(format!("invalid_request: {detail}")),
+        );
+        if cx.side_effect() {
+            if let Err(err) = self.journal.append(rec).await {
+                self.journal_failed(&cx, "a refused side effect", &err)
+                    .await;
+            }
+        } else {
+            self.journal.append_later(rec);
+        }
         tracing::info!(tenant = %cx.tenant, tool = %cx.tool, audit_id = %cx.audit_id, error = %e, "call refused: malformed params");
-        e.to_error_data(&cx.audit_id)
-    }
-
-    /// The refusal of a `tools/call` that rmcp read as a method it does not know (its params
-    /// did not fit), or `None` when `params` name no tool or fit after all.
-    pub fn malformed_call(&self, caller: &Caller, params: Option<&Value>) -> Option<ErrorData> {
-        let params = params?.as_object()?;
-        let name = params.get("name")?.as_str()?;
-        let detail = params_fault(params)?;
-        Some(self.malformed(caller, name, detail))
+        Some(e.to_error_data(&cx.audit_id))
     }
 }
 
@@ -86,7 +122,7 @@ mod tests {
     }
 
     #[test]
-    fn names_the_field_that_is_not_an_object() {
+    fn names_the_member_that_does_not_fit() {
         assert_eq!(
             fault(json!({"name": "t", "arguments": "x"})).unwrap(),
             "params.arguments must be a JSON object, not a string"
@@ -95,11 +131,18 @@ mod tests {
             fault(json!({"name": "t", "arguments": {}, "_meta": [1]})).unwrap(),
             "params._meta must be a JSON object, not an array"
         );
+        let f = fault(json!({"name": "t", "arguments": {}, "requestState": 5})).unwrap();
         assert!(
-            fault(json!({"name": "t", "arguments": {}, "requestState": 5}))
-                .unwrap()
-                .starts_with("params do not fit tools/call: ")
+            f.starts_with("params.requestState does not fit tools/call: invalid type"),
+            "{f}"
         );
+    }
+
+    #[test]
+    fn quotes_at_most_a_bounded_detail() {
+        let f = fault(json!({"name": "t", "inputResponses": "é".repeat(500_000)})).unwrap();
+        assert!(f.len() <= MAX_DETAIL + '…'.len_utf8(), "{}", f.len());
+        assert!(f.ends_with('…'));
     }
 
     #[test]

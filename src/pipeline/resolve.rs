@@ -62,7 +62,7 @@ impl Pipeline {
         self.journal.append_later(cx.record(
             Outcome::Refused,
             e.failure_class(),
-            Some(e.to_string()),
+            Some(format!("unknown_tool: {e}")),
         ));
         e.to_error_data(&cx.audit_id)
     }

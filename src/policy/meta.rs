@@ -61,7 +61,8 @@ pub fn parse(meta: &Map<String, Value>) -> Result<CallMeta, Denial> {
     Ok(out)
 }
 
-fn kind(v: &Value) -> &'static str {
+/// A JSON value's type, as an error message names it ("a string", "an array").
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
