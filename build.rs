@@ -7,7 +7,8 @@
 //!
 //! Only where the linker is known to be LLD, which takes `--symbol-ordering-file`: release
 //! builds for x86_64-unknown-linux-gnu with Rust 1.90 or later (its default linker), unless
-//! a linker is chosen (cargo's `linker` setting, or RUSTFLAGS that mention one).
+//! a linker may have been chosen: cargo's `linker` setting, or RUSTFLAGS that mention linking
+//! at all (`-C linker=…`, `-C link-arg=…`, linker features; a conservative test).
 //! `TOOLGATE_NO_SYMBOL_ORDER=1` turns it off. `link/order.sh --check` (run by `.ci/run`) fails
 //! when a release binary was linked without the list.
 
