@@ -4,6 +4,8 @@
 //! of the wrong type), so no gate ever sees it; left alone, rmcp answers "method not found"
 //! and nothing is recorded. The fast path and the MCP handler refuse it here instead.
 
+use std::sync::Arc;
+
 use rmcp::model::{CallToolRequestParams, ErrorData};
 use serde_json::{Map, Value};
 
@@ -68,7 +70,7 @@ impl Pipeline {
     /// `meta` is the request's `_meta` when the transport lifted it out of `params` already
     /// (rmcp does, for the handler).
     pub async fn malformed_call(
-        &self,
+        self: &Arc<Self>,
         caller: &Caller,
         params: Option<&Value>,
         meta: Option<&Map<String, Value>>,
@@ -99,16 +101,23 @@ impl Pipeline {
             e.failure_class(),
             Some(format!("invalid_request: {detail}")),
         );
+        tracing::info!(tenant = %cx.tenant, tool = %cx.tool, audit_id = %cx.audit_id, error = %e, "call refused: malformed params");
+        let answer = e.to_error_data(&cx.audit_id);
         if cx.side_effect() {
-            if let Err(err) = self.journal.append(rec).await {
-                self.journal_failed(&cx, "a refused side effect", &err)
-                    .await;
-            }
+            // In its own task, as every side effect's record: written (or its failure tripping
+            // the journal_failure stop) even if the runner hangs up meanwhile.
+            let this = self.clone();
+            let _ = tokio::spawn(async move {
+                if let Err(err) = this.journal.append(rec).await {
+                    this.journal_failed(&cx, "a refused side effect", &err)
+                        .await;
+                }
+            })
+            .await;
         } else {
             self.journal.append_later(rec);
         }
-        tracing::info!(tenant = %cx.tenant, tool = %cx.tool, audit_id = %cx.audit_id, error = %e, "call refused: malformed params");
-        Some(e.to_error_data(&cx.audit_id))
+        Some(answer)
     }
 }
 
