@@ -83,6 +83,26 @@ async fn a_second_gateway_on_the_same_data_dir_refuses_to_start_and_the_first_is
 
 /// A foreign row where the next audit record goes: what any write failure of the journal
 /// looks like to the gateway (here a duplicate `seq`), made without a second gateway.
+/// A side effect by `c` on `account`, which an active journal_failure stop must refuse: the
+/// error it got.
+async fn refused_by_journal_failure(
+    c: &Client,
+    account: &str,
+    text: &str,
+    key: &str,
+) -> rmcp::model::ErrorData {
+    let e = call(
+        c,
+        "a__publish_post",
+        json!({"account_id": account, "text": text}),
+        Some(json!({"idempotency_key": key})),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.data.as_ref().unwrap()["reason"], json!("journal_failure"));
+    e
+}
+
 fn squat_next_seq(gw: &Gateway, seq: i64) {
     let conn = rusqlite::Connection::open(gw.path("data/journal.db")).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
@@ -114,22 +134,11 @@ async fn a_journal_that_cannot_record_stops_every_side_effect_until_an_operator_
     assert_eq!(executions(&gw.path("a.count")), 2);
 
     // From then on no side effect runs, for any tenant, and the gateway says why.
-    let e = call(&c, "a__publish_post", post("three"), key("k3"))
-        .await
-        .unwrap_err();
+    let e = refused_by_journal_failure(&c, "a-1", "three", "k3").await;
     assert_eq!(e.code.0, -32090);
-    assert_eq!(e.data.as_ref().unwrap()["reason"], json!("journal_failure"));
     assert_eq!(executions(&gw.path("a.count")), 2, "nothing forwarded");
     let b = client(&gw.mcp, TOKEN_B).await.unwrap();
-    let e = call(
-        &b,
-        "a__publish_post",
-        json!({"account_id": "b-1", "text": "b"}),
-        key("kb"),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(e.data.as_ref().unwrap()["reason"], json!("journal_failure"));
+    refused_by_journal_failure(&b, "b-1", "b", "kb").await;
     // Read-only calls go on.
     call(&c, "a__get_post", json!({"post_id": "p"}), None)
         .await
@@ -247,15 +256,7 @@ async fn a_failed_write_nobody_waited_for_still_stops_side_effects() {
     };
     assert_eq!(stops.len(), 1, "{stops:?}");
     assert_eq!(stops[0]["kind"], json!("journal_failure"));
-    let e = call(
-        &c,
-        "a__publish_post",
-        json!({"account_id": "a-1", "text": "x"}),
-        Some(json!({"idempotency_key": "k"})),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(e.data.as_ref().unwrap()["reason"], json!("journal_failure"));
+    refused_by_journal_failure(&c, "a-1", "x", "k").await;
     assert_eq!(executions(&gw.path("a.count")), 0);
 }
 
@@ -299,14 +300,6 @@ async fn a_journal_whose_newest_records_do_not_verify_starts_stopped() {
         "{ready}"
     );
     let c = client(&gw.mcp, TOKEN_A).await.unwrap();
-    let e = call(
-        &c,
-        "a__publish_post",
-        json!({"account_id": "a-1", "text": "two"}),
-        Some(json!({"idempotency_key": "k2"})),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(e.data.as_ref().unwrap()["reason"], json!("journal_failure"));
+    refused_by_journal_failure(&c, "a-1", "two", "k2").await;
     assert_eq!(executions(&gw.path("a.count")), 1);
 }
